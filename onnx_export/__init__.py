@@ -1,0 +1,1 @@
+"""Checkpoint -> ONNX export, parity checks and the model repository (models/<name>/<version>/)."""

