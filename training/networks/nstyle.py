@@ -23,11 +23,15 @@ PRESETS26 = TransformerConfig(
 
 
 def nstyle_config(num_styles: int, base: TransformerConfig | None = None) -> TransformerConfig:
-    """A transformer config whose embedding is a weight vector over ``num_styles`` table rows."""
+    """A transformer config whose embedding is a weight vector over ``num_styles`` table rows.
+
+    Every layer is conditioned, the contract convs included, as in Dumoulin et al. and the
+    shipped 26-style network; with N=1 that is Ulyanov's instance norm throughout.
+    """
     base = base or TransformerConfig.ghiasi(1.0)
     return TransformerConfig(
         contract=base.contract, residual_blocks=base.residual_blocks, expand=base.expand,
-        contract_norm=base.contract_norm, embedding_size=num_styles, head_bias=False,
+        contract_norm="conditional", embedding_size=num_styles, head_bias=False,
     )
 
 
