@@ -7,7 +7,6 @@ the number of DataLoader workers, and a resumed run continues exactly where it s
 
 from __future__ import annotations
 
-import colorsys
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,9 +33,8 @@ def scan_images(folder: Path) -> tuple[list[Path], list[Path]]:
     good, bad = [], []
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
         try:
-            with Image.open(path) as im:
-                im.size  # header only: cheap even for large corpora
-            good.append(path)
+            with Image.open(path):  # parses the header only: cheap even for large corpora
+                good.append(path)
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             log.warning("skipping unreadable image %s: %s", path, exc)
             bad.append(path)

@@ -12,8 +12,16 @@ import onnx
 import pytest
 
 from onnx_export.manifest import ManifestError, read_manifest
-from onnx_export.parity import (TOLERANCE, Case, ParityError, check_transformer, embeddings_for, load_images,
-                                reference, session)
+from onnx_export.parity import (
+    TOLERANCE,
+    Case,
+    ParityError,
+    check_transformer,
+    embeddings_for,
+    load_images,
+    reference,
+    session,
+)
 from onnx_export.repository import VersionExistsError, write_model
 from training import checkpoint
 from training.checkpoint import StyleModel

@@ -14,11 +14,11 @@ from PIL import Image
 from onnx_export.parity import Case
 from onnx_export.repository import write_model
 from training import checkpoint
+from training.checkpoint import StyleModel
 from training.data import load_rgb, to_tensor
 from training.evaluate import Pair, checkpoint_stylizer, evaluate, onnx_stylizer, ssim
 from training.gatys import Gatys, GatysConfig, fit, keep_colors, rgb_to_yuv
 from training.networks.nstyle import build_nstyle
-from training.checkpoint import StyleModel
 from training.train import TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ def test_gatys_lowers_style_loss_by_a_large_factor(image_dir: Path, optimizer: s
     out = gatys.stylize(content, style)
     after = gatys.losses(out, content, style)["style"]
     print(f"gatys {optimizer} {steps} steps: style loss {before:.4g} -> {after:.4g} ({before / after:.1f}x)")
-    assert out.shape == content.shape and 0 <= float(out.min()) and float(out.max()) <= 1
+    assert out.shape == content.shape and float(out.min()) >= 0 and float(out.max()) <= 1
     assert after < before / 10
 
 

@@ -30,7 +30,8 @@ def original(member: str, optimize: bool = True, float_copy: bool = False) -> or
         model = onnx.load_from_string(data)
         constants = {i.name for i in model.graph.initializer}
         for node in model.graph.node:  # keep weight dequantisation, drop activation quantisation
-            if node.op_type == "QuantizeLinear" or (node.op_type == "DequantizeLinear" and node.input[0] not in constants):
+            activation_dq = node.op_type == "DequantizeLinear" and node.input[0] not in constants
+            if node.op_type == "QuantizeLinear" or activation_dq:
                 node.op_type = "Identity"
                 del node.input[1:]
                 del node.attribute[:]

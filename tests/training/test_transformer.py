@@ -34,7 +34,7 @@ def test_any_size_comes_back_at_its_own_size(alpha: float, h: int, w: int) -> No
     with torch.no_grad():
         out = model(torch.rand(2, 3, h, w), torch.randn(2, 100))
     assert out.shape == (2, 3, h, w)
-    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
 def test_samples_in_a_batch_are_independent() -> None:
@@ -67,13 +67,13 @@ def test_embedding_changes_the_output() -> None:
 
 def test_nstyle_mixing_is_interpolating_table_rows() -> None:
     model = build_nstyle(3, PRESETS26).eval()
-    for g, b in zip(model.heads.gamma, model.heads.beta):
+    for g, b in zip(model.heads.gamma, model.heads.beta, strict=True):
         torch.nn.init.normal_(g.weight, 1.0, 0.2)
         torch.nn.init.normal_(b.weight, 0.0, 0.2)
     w = style_weights(3, {0: 1.0, 2: 3.0})
     assert torch.allclose(w, torch.tensor([0.25, 0.0, 0.75]))
     params = model.heads(w[None])
-    for (gamma, beta), (g_rows, b_rows) in zip(params, table_rows(model)):
+    for (gamma, beta), (g_rows, b_rows) in zip(params, table_rows(model), strict=True):
         torch.testing.assert_close(gamma[0], 0.25 * g_rows[0] + 0.75 * g_rows[2])
         torch.testing.assert_close(beta[0], 0.25 * b_rows[0] + 0.75 * b_rows[2])
 

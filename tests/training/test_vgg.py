@@ -51,7 +51,7 @@ def test_features_tell_paintings_apart(vgg: VGG19, image_dir: Path) -> None:
         return [gram_matrix(f) for f in vgg(x, layers).values()]
 
     def distance(a: torch.Tensor, b: torch.Tensor) -> float:
-        return sum(float((ga - gb).pow(2).mean()) for ga, gb in zip(grams(a), grams(b)))
+        return sum(float((ga - gb).pow(2).mean()) for ga, gb in zip(grams(a), grams(b), strict=True))
 
     assert distance(starry, starry) == 0.0
     assert distance(starry, mirrored) < 0.2 * distance(starry, scream)

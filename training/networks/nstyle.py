@@ -62,4 +62,4 @@ def table_rows(model: StyleTransformer) -> list[tuple[Tensor, Tensor]]:
     """Per conditioned layer, the (gamma [N,C], beta [N,C]) tables: one row per style."""
     if model.config.head_bias:
         raise ValueError("model is not an N-style network (its heads have a bias)")
-    return [(g.weight.t(), b.weight.t()) for g, b in zip(model.heads.gamma, model.heads.beta)]
+    return [(g.weight.t(), b.weight.t()) for g, b in zip(model.heads.gamma, model.heads.beta, strict=True)]

@@ -96,7 +96,7 @@ class StyleHeads(nn.Module):
 
     def reset_identity(self) -> None:
         """Start as plain instance norm for any convex embedding: gamma = 1, beta = 0."""
-        for gamma, beta in zip(self.gamma, self.beta):
+        for gamma, beta in zip(self.gamma, self.beta, strict=True):
             nn.init.zeros_(beta.weight)
             if gamma.bias is None:
                 nn.init.ones_(gamma.weight)  # rows of a table: sum of weights 1 -> gamma 1
@@ -106,7 +106,7 @@ class StyleHeads(nn.Module):
                 nn.init.zeros_(beta.bias)
 
     def forward(self, embedding: Tensor) -> list[tuple[Tensor, Tensor]]:
-        return [(g(embedding), b(embedding)) for g, b in zip(self.gamma, self.beta)]
+        return [(g(embedding), b(embedding)) for g, b in zip(self.gamma, self.beta, strict=True)]
 
 
 class StyleTransformer(nn.Module):

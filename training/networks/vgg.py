@@ -47,7 +47,7 @@ class VGG19(nn.Module):
         self.pooling = pooling
         self.convs = nn.ModuleDict()
         in_ch = 3
-        for block, (count, out_ch) in enumerate(zip(BLOCKS, CHANNELS), start=1):
+        for block, (count, out_ch) in enumerate(zip(BLOCKS, CHANNELS, strict=True), start=1):
             for c in range(1, count + 1):
                 self.convs[f"block{block}_conv{c}"] = nn.Conv2d(in_ch, out_ch, 3, padding=1)
                 in_ch = out_ch

