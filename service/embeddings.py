@@ -1,0 +1,131 @@
+"""Style embeddings: computing them (through the cache) and the arithmetic on them.
+
+- strength (identity interpolation, arbitrary models): ``e = (1 - w) * P(content) + w * P(style)``,
+  the content resized to the model's style size;
+- blends: a convex combination of embeddings (or of N-style preset rows) with non-negative
+  weights, normalised to sum to 1;
+- presets: one-hot rows of an N-style model's weight vector.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from service import imaging
+from service.cache import EmbeddingCache, embedding_key
+from service.errors import InvalidField, UnknownPreset
+from service.metrics import Metrics
+from service.registry import LoadedModel
+
+MAX_BLEND = 16
+
+
+def interpolate(identity: np.ndarray, style: np.ndarray, strength: float) -> np.ndarray:
+    """Identity interpolation: strength 0 is the content's own embedding, 1 the style's."""
+    return ((1.0 - strength) * identity + strength * style).astype(np.float32)
+
+
+def parse_weights(text: str | None, count: int) -> np.ndarray:
+    """Comma-separated non-negative weights (equal when absent), normalised to sum to 1."""
+    if text is None or not text.strip():
+        return np.full(count, 1.0 / count, dtype=np.float64)
+    try:
+        weights = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise InvalidField(f"weights must be comma-separated numbers, got {text[:80]!r}") from None
+    return normalise_weights(weights, count)
+
+
+def normalise_weights(weights: Sequence[float], count: int) -> np.ndarray:
+    if len(weights) != count:
+        raise InvalidField(f"{len(weights)} weights for {count} styles; give one weight per style")
+    if any(not math.isfinite(w) or w < 0 for w in weights):
+        raise InvalidField("weights must be finite and non-negative")
+    total = math.fsum(weights)
+    if total <= 0:
+        raise InvalidField("weights must not all be zero")
+    return np.asarray(weights, dtype=np.float64) / total
+
+
+def blend(embeddings: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """Convex combination of embeddings with already-normalised weights."""
+    stacked = np.stack([np.asarray(e, dtype=np.float64) for e in embeddings])
+    return (weights[:, None] * stacked).sum(axis=0).astype(np.float32)
+
+
+def preset_index(model: LoadedModel, reference: str) -> int:
+    """A preset by index ("3") or by name ("style-03") in an N-style model."""
+    presets = model.manifest.presets
+    reference = reference.strip()
+    if reference.isascii() and reference.isdigit():
+        index = int(reference)
+        if 0 <= index < model.manifest.embedding_size:
+            return index
+    for preset in presets:
+        if preset.name == reference:
+            return preset.index
+    names = ", ".join(p.name for p in presets[:4])
+    raise UnknownPreset(
+        f"model {model.label} has no preset {reference[:80]!r}; use an index 0-{model.manifest.embedding_size - 1}"
+        + (f" or a name such as {names}" if names else "")
+    )
+
+
+def one_hot(index: int, size: int) -> np.ndarray:
+    row = np.zeros(size, dtype=np.float32)
+    row[index] = 1.0
+    return row
+
+
+class Embedder:
+    """Style and identity embeddings through the cache; predictor runs only on a miss. Synchronous."""
+
+    def __init__(self, cache: EmbeddingCache, metrics: Metrics, max_pixels: int, min_side: int) -> None:
+        self.cache = cache
+        self.metrics = metrics
+        self.max_pixels = max_pixels
+        self.min_side = min_side
+
+    @staticmethod
+    def style_id(model: LoadedModel, data: bytes) -> str:
+        """The content address of a style image for a model: its registered id and its cache key."""
+        return embedding_key(data, model.label, imaging.style_preprocessing_tag(_style_size(model)))
+
+    def style_embedding(self, model: LoadedModel, data: bytes) -> tuple[str, np.ndarray]:
+        key = self.style_id(model, data)
+        return key, self._cached(model, key, lambda: self._decode_style(model, data))
+
+    def identity_embedding(self, model: LoadedModel, data: bytes, content: np.ndarray) -> np.ndarray:
+        """P(content resized to the style size), cached by the content bytes."""
+        key = embedding_key(data, model.label, imaging.identity_preprocessing_tag(_style_size(model)))
+        return self._cached(model, key, lambda: imaging.identity_input(content, _style_size(model)))
+
+    def _decode_style(self, model: LoadedModel, data: bytes) -> np.ndarray:
+        started = time.perf_counter()
+        image = imaging.decode(data, max_pixels=self.max_pixels, min_side=self.min_side, what="style")
+        self.metrics.codec_seconds.labels("decode").observe(time.perf_counter() - started)
+        return imaging.style_input(image, _style_size(model))
+
+    def _cached(self, model: LoadedModel, key: str, make_input: Callable[[], np.ndarray]) -> np.ndarray:
+        embedding = self.cache.get(key)
+        if embedding is not None:
+            self.metrics.cache_hits.labels(model.label).inc()
+            return embedding
+        self.metrics.cache_misses.labels(model.label).inc()
+        predictor_input = make_input()
+        started = time.perf_counter()
+        embedding = model.predict(predictor_input)[0].astype(np.float32)
+        self.metrics.inference_seconds.labels(model.label, "predictor").observe(time.perf_counter() - started)
+        self.cache.put(key, embedding)
+        self.metrics.cache_entries.set(len(self.cache))
+        return embedding
+
+
+def _style_size(model: LoadedModel) -> int:
+    size = model.manifest.style_size
+    assert size, f"arbitrary model {model.label} has no style_size in its manifest"
+    return size

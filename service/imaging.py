@@ -1,0 +1,205 @@
+"""Image decoding, validation, geometry, colour and encoding: bytes in, numpy arrays out, and back.
+
+Everything here is synchronous and CPU-bound; callers run it off the event loop. Arrays are
+``uint8`` HxWx3 RGB between steps and ``float32`` NCHW in [0, 1] for the networks.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from service.errors import ContentTooLarge, InvalidField, UnsupportedImage
+
+log = logging.getLogger(__name__)
+
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+OutputFormat = Literal["png", "jpeg", "webp"]
+MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+# How style images (and content images for identity interpolation) are squared for the predictor.
+# The tag is part of every embedding's cache key and style id: change it when the recipe changes.
+STYLE_RESAMPLE = Image.Resampling.BILINEAR
+CONTENT_RESAMPLE = Image.Resampling.LANCZOS
+
+
+def style_preprocessing_tag(style_size: int) -> str:
+    return f"center-square/bilinear-aa/{style_size}"
+
+
+def identity_preprocessing_tag(style_size: int) -> str:
+    return f"resize/bilinear-aa/{style_size}"
+
+
+def decode(data: bytes, *, max_pixels: int, min_side: int, what: str) -> np.ndarray:
+    """Decode an upload to RGB uint8 HxWx3, refusing oversized images before their pixels are decoded.
+
+    Accepts JPEG, PNG, WebP, GIF (first frame), BMP and TIFF; applies the EXIF orientation; turns
+    grayscale, palette, alpha (composited on white), CMYK and 16-bit images into 8-bit RGB.
+    """
+    if not data:
+        raise UnsupportedImage(f"the {what} image is empty (0 bytes)")
+    try:
+        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)  # reads the header only
+    except Image.DecompressionBombError as exc:
+        raise ContentTooLarge(f"the {what} image is too large: {exc}") from None
+    except UnidentifiedImageError:
+        raise UnsupportedImage(
+            f"the {what} image is not a JPEG, PNG, WebP, GIF, BMP or TIFF file that can be read"
+        ) from None
+    except Exception as exc:  # Pillow raises many types on malformed headers
+        raise UnsupportedImage(f"the {what} image cannot be read: {type(exc).__name__}") from None
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ContentTooLarge(
+                f"the {what} image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
+            )
+        if min(width, height) < min_side:
+            raise InvalidField(f"the {what} image is {width}x{height}; each side must be at least {min_side} pixels")
+        try:
+            image.load()
+            oriented = _apply_exif_orientation(image)
+            return _to_rgb(oriented)
+        except Image.DecompressionBombError as exc:
+            raise ContentTooLarge(f"the {what} image is too large: {exc}") from None
+        except Exception as exc:  # truncated or corrupt pixel data
+            raise UnsupportedImage(f"the {what} image cannot be decoded: {type(exc).__name__}: {exc}") from None
+
+
+def _apply_exif_orientation(image: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception as exc:  # a malformed EXIF block must not lose an otherwise good image
+        log.debug("ignoring unreadable EXIF orientation: %s", exc)
+        return image
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    mode = image.mode
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        if mode == "F" and values.max(initial=0.0) <= 1.0:
+            values = values * 255.0
+        elif mode.startswith("I;16") or values.max(initial=0.0) > 255:
+            values = values * (255.0 / 65535.0)
+        gray = np.clip(values + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode == "1":
+        image = image.convert("L")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return np.asarray(image, dtype=np.uint8).copy()
+
+
+def output_size(width: int, height: int, max_side: int | None, cap: int) -> tuple[int, int]:
+    """Output (width, height): longest side ``max_side`` if given, else the input's capped at ``cap``."""
+    longest = max(width, height)
+    target = min(max_side, cap) if max_side is not None else min(longest, cap)
+    if target == longest:
+        return width, height
+    scale = target / longest
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resize(image: np.ndarray, size: tuple[int, int], resample: Image.Resampling = CONTENT_RESAMPLE) -> np.ndarray:
+    """Resize uint8 HxWx3 to (width, height); Pillow's filters are antialiased when shrinking."""
+    if (image.shape[1], image.shape[0]) == size:
+        return image
+    return np.asarray(Image.fromarray(image).resize(size, resample), dtype=np.uint8)
+
+
+def center_square(image: np.ndarray) -> np.ndarray:
+    height, width = image.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return image[top : top + side, left : left + side]
+
+
+def style_input(image: np.ndarray, style_size: int) -> np.ndarray:
+    """The predictor's input for a style image: centre square, resized to the manifest's style size."""
+    square = resize(center_square(image), (style_size, style_size), STYLE_RESAMPLE)
+    return to_tensor(square)
+
+
+def identity_input(image: np.ndarray, style_size: int) -> np.ndarray:
+    """The predictor's input for a content image (identity interpolation): resized, not cropped."""
+    return to_tensor(resize(image, (style_size, style_size), STYLE_RESAMPLE))
+
+
+def to_tensor(image: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 -> float32 1x3xHxW in [0, 1]."""
+    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255.0)
+
+
+def to_uint8(tensor: np.ndarray) -> np.ndarray:
+    """float32 1x3xHxW (or HxWx3) in [0, 1] -> uint8 HxWx3."""
+    array = tensor[0].transpose(1, 2, 0) if tensor.ndim == 4 else tensor
+    return (np.clip(np.nan_to_num(array), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def pad_for_network(tensor: np.ndarray, multiple: int, min_side: int) -> np.ndarray:
+    """Reflect-pad NCHW bottom/right so H and W are multiples of ``multiple`` and at least ``min_side``."""
+    height, width = tensor.shape[2:]
+
+    def target(side: int) -> int:
+        side = max(side, min_side)
+        return -(-side // multiple) * multiple
+
+    pad_h, pad_w = target(height) - height, target(width) - width
+    if pad_h == 0 and pad_w == 0:
+        return tensor
+    # numpy reflects repeatedly when the pad is wider than the image; a 1-pixel side is repeated.
+    mode = "reflect" if min(height, width) > 1 else "edge"
+    return np.pad(tensor, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode=mode)
+
+
+def crop(tensor: np.ndarray, height: int, width: int) -> np.ndarray:
+    return tensor[:, :, :height, :width]
+
+
+# BT.601 full-range RGB <-> YCbCr, as JPEG uses it.
+_TO_YCBCR = np.array(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32
+)
+_FROM_YCBCR = np.linalg.inv(_TO_YCBCR).astype(np.float32)
+
+
+def rgb_to_ycbcr(image: np.ndarray) -> np.ndarray:
+    """float HxWx3 RGB in [0, 1] -> Y in [0, 1], Cb/Cr in [-0.5, 0.5]."""
+    return image.astype(np.float32) @ _TO_YCBCR.T
+
+
+def ycbcr_to_rgb(image: np.ndarray) -> np.ndarray:
+    return image @ _FROM_YCBCR.T
+
+
+def preserve_color(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """Luminance transfer: the stylised image's Y with the content's Cb and Cr (HxWx3 floats in [0, 1])."""
+    styl = rgb_to_ycbcr(stylized)
+    cont = rgb_to_ycbcr(content)
+    merged = np.concatenate([styl[:, :, :1], cont[:, :, 1:]], axis=2)
+    return np.clip(ycbcr_to_rgb(merged), 0.0, 1.0)
+
+
+def encode(image: np.ndarray, fmt: OutputFormat, quality: int) -> bytes:
+    """uint8 HxWx3 -> PNG, JPEG or WebP bytes (``quality`` applies to JPEG and WebP)."""
+    buffer = io.BytesIO()
+    pil = Image.fromarray(image if image.dtype == np.uint8 else to_uint8(image))
+    if fmt == "png":
+        pil.save(buffer, format="PNG", compress_level=3)
+    elif fmt == "jpeg":
+        pil.save(buffer, format="JPEG", quality=quality)
+    else:
+        pil.save(buffer, format="WEBP", quality=quality, method=4)
+    return buffer.getvalue()

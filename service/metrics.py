@@ -1,0 +1,68 @@
+"""Every Prometheus metric the service exports, with its labels, in one registry per app instance.
+
+In the spirit of Triton's metrics: requests and latency per route, time spent queued for a worker,
+in the predictor, in the transformer and in image codecs, embedding-cache hits and misses, and an
+info gauge naming each model, its version and its active execution provider.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "atelier_http_requests_total",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "atelier_http_request_duration_seconds",
+            "HTTP request latency, end to end in the server",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_seconds = Histogram(
+            "atelier_queue_duration_seconds",
+            "time a job waited for a worker thread",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inference_seconds = Histogram(
+            "atelier_inference_duration_seconds",
+            "ONNX Runtime time by model and stage (predictor, transformer)",
+            ["model", "stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.codec_seconds = Histogram(
+            "atelier_codec_duration_seconds",
+            "image decode, resize and encode time",
+            ["op"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.cache_hits = Counter(
+            "atelier_embedding_cache_hits_total", "style embeddings served from the cache", ["model"], registry=r
+        )
+        self.cache_misses = Counter(
+            "atelier_embedding_cache_misses_total", "style embeddings computed by the predictor", ["model"], registry=r
+        )
+        self.cache_entries = Gauge("atelier_embedding_cache_entries", "embeddings held in the cache", registry=r)
+        self.in_flight = Gauge("atelier_jobs_in_flight", "jobs queued or running on the worker threads", registry=r)
+        self.model_info = Gauge(
+            "atelier_model_info",
+            "1 for each loaded model version, with its kind and active execution provider",
+            ["model", "version", "kind", "provider"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,28 @@
+"""Thin HTTP routes: parse fields, call the modules that do the work, shape the response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.errors import PROBLEM_MEDIA_TYPE
+
+_DESCRIPTIONS = {
+    400: "Fields that do not go together (RFC 9457 problem details)",
+    401: "API keys are configured and the bearer key is missing or wrong",
+    404: "Unknown model, style or preset",
+    413: "Request body, form field or image pixel count over the configured limit",
+    415: "Not a JPEG, PNG, WebP, GIF, BMP or TIFF image, or bytes that do not decode",
+    422: "A field out of range or of the wrong type",
+    503: "Not ready, or too many requests in flight (Retry-After)",
+}
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error responses, all ``application/problem+json`` bodies."""
+    return {
+        code: {
+            "description": _DESCRIPTIONS[code],
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for code in codes
+    }

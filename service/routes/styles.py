@@ -1,0 +1,135 @@
+"""Registered styles (POST/GET /v1/styles) and the models they belong to (GET /v1/models)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
+from pydantic import BaseModel, Field
+
+from service.auth import Owner
+from service.deps import ServicesDep
+from service.errors import UnknownStyle
+from service.pipeline import require_kind
+from service.routes import problem_responses
+from service.styles import StyleRecord
+
+router = APIRouter(prefix="/v1", tags=["styles"])
+
+
+class StyleSummary(BaseModel):
+    id: str
+    model: str
+    created: str
+
+
+class PresetInfo(BaseModel):
+    model: str = Field(description="the N-style model, name/version")
+    index: int
+    name: str
+
+
+class StyleList(BaseModel):
+    items: list[StyleSummary] = Field(description="registered styles visible to the caller, oldest first")
+    total: int
+    offset: int
+    limit: int
+    presets: list[PresetInfo] = Field(description="presets of every loaded N-style model")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: int
+    kind: str
+    embedding_size: int
+    style_size: int | None
+    providers: list[str]
+    presets: int
+    default: bool
+
+
+@router.post(
+    "/styles",
+    status_code=201,
+    response_model=StyleRecord,
+    summary="Register a style image",
+    description="Predicts the style embedding of `style` and stores it. The id is content-addressed "
+    "(sha256 of the model, the preprocessing and the image bytes): posting the same image again gives "
+    "the same id and answers 200 instead of 201.",
+    responses={
+        200: {"description": "Already registered", "model": StyleRecord},
+        **problem_responses(400, 401, 404, 413, 415, 422, 503),
+    },
+)
+async def register_style(
+    services: ServicesDep,
+    owner: Owner,
+    response: Response,
+    style: Annotated[UploadFile, File(description="the style image")],
+    model: Annotated[str | None, Form(max_length=128, description="an arbitrary model; default: the server's")] = None,
+) -> StyleRecord:
+    chosen = require_kind(services.registry.get(model), "arbitrary", "registering a style")
+    data = await style.read()
+
+    def embed_and_store() -> tuple[StyleRecord, bool]:
+        style_id, embedding = services.embedder.style_embedding(chosen, data)
+        return services.store.put(owner, style_id, [float(x) for x in embedding], chosen.label)
+
+    record, created = await services.pool.run(embed_and_store)
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/v1/styles/{record.id}"
+    return record
+
+
+@router.get(
+    "/styles",
+    response_model=StyleList,
+    summary="List registered styles and presets",
+    responses=problem_responses(401, 422),
+)
+async def list_styles(
+    services: ServicesDep,
+    owner: Owner,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> StyleList:
+    records, total = services.store.page(owner, offset, limit)
+    presets = [
+        PresetInfo(model=m.label, index=p.index, name=p.name)
+        for m in services.registry.all()
+        if m.kind == "nstyle"
+        for p in m.manifest.presets
+    ]
+    items = [StyleSummary(id=r.id, model=r.model, created=r.created.isoformat()) for r in records]
+    return StyleList(items=items, total=total, offset=offset, limit=limit, presets=presets)
+
+
+@router.get(
+    "/styles/{style_id}",
+    response_model=StyleRecord,
+    summary="A registered style and its embedding",
+    responses=problem_responses(401, 404, 422),
+)
+async def get_style(services: ServicesDep, owner: Owner, style_id: Annotated[str, Path(max_length=128)]) -> StyleRecord:
+    record = services.store.get(owner, style_id)
+    if record is None:
+        raise UnknownStyle(f"no registered style {style_id!r}")
+    return record
+
+
+@router.get("/models", response_model=list[ModelInfo], summary="Loaded models", responses=problem_responses(401, 422))
+async def list_models(services: ServicesDep, owner: Owner) -> list[ModelInfo]:
+    default = services.registry.get(None).label
+    return [
+        ModelInfo(
+            name=m.manifest.name,
+            version=m.manifest.version,
+            kind=m.kind,
+            embedding_size=m.manifest.embedding_size,
+            style_size=m.manifest.style_size,
+            providers=m.providers,
+            presets=len(m.manifest.presets),
+            default=m.label == default,
+        )
+        for m in services.registry.all()
+    ]

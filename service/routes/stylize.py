@@ -1,0 +1,110 @@
+"""POST /v1/stylize: a content image and a style in, the stylised image out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Response, UploadFile
+
+from service.auth import Owner
+from service.deps import ServicesDep
+from service.imaging import MEDIA_TYPES, OutputFormat
+from service.pipeline import StyleFields, StylizeJob, resolve_style
+from service.routes import problem_responses
+
+router = APIRouter(prefix="/v1", tags=["stylize"])
+
+DESCRIPTION = """
+Stylise the `content` image with exactly one style source:
+
+- `style`: a style image file (the arbitrary model predicts its embedding; cached by content);
+- `style_id`: a style registered with `POST /v1/styles`;
+- `preset`: a preset of the N-style model, by index (`3`) or name (`style-03`);
+- `styles` + `weights`: a blend. `styles` is a comma-separated list of registered style ids, or of
+  presets written `preset:<index|name>` (not both kinds in one blend); `weights` is a
+  comma-separated list of non-negative numbers, one per style (equal when omitted), normalised to
+  sum to 1. Example: `styles=preset:3,preset:style-07` and `weights=0.25,0.75`.
+
+`strength` (0..1) interpolates between the content's own embedding (0) and the style's (1) for
+arbitrary models; N-style models have no predictor, so for presets it blends the output pixels
+with the content instead. `preserve_color` keeps the content's chroma (YCbCr) and stylises the
+luminance only. The output keeps the aspect ratio; its longest side is `max_side` when given,
+otherwise the input's, capped by the server (`ATELIER_MAX_OUTPUT_SIDE`).
+
+`model` names a model (`name` or `name/version`); it defaults to the server's default arbitrary
+model, to the model a `style_id` was registered with, and to the presets model for presets.
+"""
+
+_IMAGE_SCHEMA = {"schema": {"type": "string", "format": "binary"}}
+_HEADERS = {
+    "X-Request-ID": {
+        "description": "the request id (from the request header, or generated)",
+        "schema": {"type": "string"},
+    },
+    "X-Model": {"description": "the model that ran, as name/version", "schema": {"type": "string"}},
+    "X-Style-Id": {
+        "description": "the style: its content-addressed id, preset:<name>, or a comma list for blends",
+        "schema": {"type": "string"},
+    },
+}
+
+
+@router.post(
+    "/stylize",
+    summary="Stylise an image",
+    description=DESCRIPTION,
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The stylised image, in the requested format",
+            "content": {media: _IMAGE_SCHEMA for media in MEDIA_TYPES.values()},
+            "headers": _HEADERS,
+        },
+        **problem_responses(400, 401, 404, 413, 415, 422, 503),
+    },
+)
+async def stylize(
+    services: ServicesDep,
+    owner: Owner,
+    content: Annotated[UploadFile, File(description="the photo to stylise")],
+    style: Annotated[UploadFile | None, File(description="a style image")] = None,
+    style_id: Annotated[str | None, Form(max_length=128, description="a registered style id")] = None,
+    preset: Annotated[str | None, Form(max_length=128, description="a preset index or name")] = None,
+    styles: Annotated[
+        str | None, Form(max_length=4096, description="comma list of style ids or preset:<index|name> to blend")
+    ] = None,
+    weights: Annotated[
+        str | None, Form(max_length=1024, description="comma list of non-negative blend weights, one per style")
+    ] = None,
+    strength: Annotated[float, Form(ge=0.0, le=1.0, allow_inf_nan=False, description="0 = content, 1 = style")] = 1.0,
+    preserve_color: Annotated[bool, Form(description="keep the content's colours")] = False,
+    max_side: Annotated[int | None, Form(ge=1, description="longest side of the output, in pixels")] = None,
+    format: Annotated[OutputFormat, Form(description="output image format")] = "png",
+    quality: Annotated[int, Form(ge=1, le=100, description="JPEG/WebP quality")] = 90,
+    model: Annotated[str | None, Form(max_length=128, description="model name or name/version")] = None,
+) -> Response:
+    fields = StyleFields(
+        style=await style.read() if style is not None else None,
+        style_id=style_id,
+        preset=preset,
+        styles=styles,
+        weights=weights,
+        model=model,
+    )
+    chosen, spec = resolve_style(fields, services.registry, services.store, owner)
+    job = StylizeJob(
+        model=chosen,
+        content=await content.read(),
+        style=spec,
+        strength=strength,
+        preserve_color=preserve_color,
+        max_side=max_side,
+        format=format,
+        quality=quality,
+    )
+    result = await services.pool.run(services.stylist.run, job)
+    return Response(
+        result.image,
+        media_type=result.media_type,
+        headers={"X-Model": chosen.label, "X-Style-Id": result.style_reference},
+    )

@@ -1,0 +1,87 @@
+"""Settings from the environment, the error hierarchy, and the service's independence from torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+
+from service.config import Settings
+from service.errors import (
+    AtelierError,
+    BadRequest,
+    ContentTooLarge,
+    InvalidField,
+    NotReady,
+    Overloaded,
+    Unauthorized,
+    UnknownModel,
+    UnknownPreset,
+    UnknownStyle,
+    UnsupportedImage,
+    _unwrap_body_error,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_settings_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = Settings()
+    assert defaults.default_model == "magenta-mobile" and defaults.presets_model == "presets-26"
+    assert defaults.api_keys == [] and not defaults.auth_enabled
+    assert defaults.max_output_side == 2048 and defaults.providers == "auto"
+    monkeypatch.setenv("ATELIER_API_KEYS", " one, two ,")
+    monkeypatch.setenv("ATELIER_MAX_PIXELS", "1000")
+    monkeypatch.setenv("ATELIER_PROVIDERS", "cpu")
+    configured = Settings()
+    assert configured.api_keys == ["one", "two"] and configured.auth_enabled
+    assert configured.max_pixels == 1000 and configured.providers == "cpu"
+    monkeypatch.setenv("ATELIER_PROVIDERS", "tpu")
+    with pytest.raises(ValueError):
+        Settings()
+
+
+def test_error_statuses() -> None:
+    expected = {
+        BadRequest: 400,
+        Unauthorized: 401,
+        UnknownModel: 404,
+        UnknownStyle: 404,
+        UnknownPreset: 404,
+        ContentTooLarge: 413,
+        UnsupportedImage: 415,
+        InvalidField: 422,
+        Overloaded: 503,
+        NotReady: 503,
+    }
+    for cls, status in expected.items():
+        assert issubclass(cls, AtelierError) and cls.status == status
+    assert Overloaded("busy", 3).headers == {"Retry-After": "3"}
+    assert Unauthorized("no").headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_form_errors_are_unwrapped() -> None:
+    too_big = HTTPException(400, "Part exceeded maximum size of 64KB.")
+    assert isinstance(_unwrap_body_error(too_big), ContentTooLarge)
+    wrapped = HTTPException(400, "There was an error parsing the body")
+    wrapped.__cause__ = ContentTooLarge("over")
+    assert isinstance(_unwrap_body_error(wrapped), ContentTooLarge)
+    garbled = HTTPException(400, "There was an error parsing the body")
+    garbled.__cause__ = MultiPartException("Missing boundary in multipart.")
+    assert isinstance(_unwrap_body_error(garbled), BadRequest)
+    assert _unwrap_body_error(HTTPException(404, "Not Found")) is None
+
+
+def test_service_never_imports_torch() -> None:
+    code = (
+        "import sys, service.main, service.__main__, service.openapi_dump\n"
+        "service.main.create_app()\n"
+        "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
