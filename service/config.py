@@ -6,6 +6,7 @@ CUDA chosen automatically, no API keys. The README's configuration table lists t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -28,9 +29,26 @@ class Settings(BaseSettings):
         description="execution provider: auto (CUDA when ONNX Runtime offers it, else CPU), cuda "
         "(readiness fails unless CUDA is really active) or cpu",
     )
-    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads per session; 0 = its default")
-    workers: int = Field(2, ge=1, description="threads running decode, inference and encode off the event loop")
-    max_pending: int = Field(32, ge=1, description="requests queued or running before new ones get 503")
+    intra_op_threads: int = Field(
+        0, ge=0, description="ONNX Runtime intra-op threads per session; 0 = the usable cores divided by `processes`"
+    )
+    workers: int = Field(0, ge=0, description="threads running decode, resize and encode; 0 = the usable cores, >= 2")
+    processes: int = Field(1, ge=1, description="uvicorn worker processes of `python -m service`, each with its models")
+    max_pending: int = Field(32, ge=1, description="images queued or running before new requests get 429")
+    max_batch_size: int = Field(8, ge=1, description="most items in one ONNX Runtime run; 1 turns micro-batching off")
+    max_batch_pixels: int = Field(
+        4 * 1024 * 1024, ge=0, description="most padded pixels in one ONNX Runtime run; big images get smaller batches"
+    )
+    max_batch_wait_ms: float = Field(
+        0.0, ge=0, le=1000, description="longest wait for a batch to fill while the inference threads are idle"
+    )
+    inference_threads: int = Field(
+        1, ge=1, description="threads running ONNX Runtime batches (each run uses the intra-op threads)"
+    )
+    request_timeout_s: float = Field(
+        60.0, gt=0, description="deadline of one image, from admission to its answer (504 after)"
+    )
+    max_batch_items: int = Field(32, ge=1, description="most content images in one POST /v1/stylize/batch")
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest request body, in bytes")
     max_field_bytes: int = Field(64 * 1024, ge=256, description="largest non-file form field, in bytes")
     max_pixels: int = Field(
@@ -45,6 +63,18 @@ class Settings(BaseSettings):
         "are private to the key that registered them",
     )
     style_dir: Path = Field(REPO_ROOT / ".cache" / "styles", description="where registered styles are stored")
+    redis_url: str | None = Field(
+        None,
+        description="redis://host:port/db shared by replicas for embeddings and registered styles; "
+        "unset: in-process LRU and local disk only",
+    )
+    redis_timeout_s: float = Field(0.25, gt=0, le=10, description="Redis connect and read timeout, in seconds")
+    redis_retry_s: float = Field(
+        2.0, gt=0, le=300, description="after a Redis failure, serve from local state this long before trying again"
+    )
+    redis_cache_ttl_s: int = Field(
+        7 * 24 * 3600, ge=1, description="TTL of embeddings in Redis (volatile-lru evicts these, never styles)"
+    )
     host: str = Field("127.0.0.1", description="bind address for `python -m service` (HOST overrides)")
     port: int = Field(8000, ge=0, le=65535, description="port for `python -m service` (PORT overrides)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level of the JSON logs")
@@ -64,3 +94,20 @@ class Settings(BaseSettings):
     @property
     def auth_enabled(self) -> bool:
         return bool(self.api_keys)
+
+    @property
+    def ort_intra_op_threads(self) -> int:
+        """Intra-op threads per session: the configured number, else this process's share of the cores."""
+        return self.intra_op_threads or max(1, usable_cores() // self.processes)
+
+    @property
+    def codec_threads(self) -> int:
+        return self.workers or max(2, usable_cores())
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (the affinity mask, as containers and taskset set it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.cache import EmbeddingCache
+from service.cache_redis import RedisBackend
 from service.config import Settings
 from service.embeddings import Embedder
 from service.errors import NotReady
@@ -15,7 +16,7 @@ from service.metrics import Metrics
 from service.pipeline import Stylist
 from service.registry import ModelRegistry
 from service.styles import StyleStore
-from service.workers import WorkerPool
+from service.workers import Admission, WorkerPool
 
 
 @dataclass
@@ -28,6 +29,8 @@ class Services:
     pool: WorkerPool
     embedder: Embedder
     stylist: Stylist
+    admission: Admission
+    redis: RedisBackend | None = None  # the shared backend, when ATELIER_REDIS_URL is set
 
 
 def get_services(request: Request) -> Services:

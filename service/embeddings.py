@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -81,8 +82,22 @@ def one_hot(index: int, size: int) -> np.ndarray:
     return row
 
 
+@dataclass(frozen=True)
+class PendingEmbedding:
+    """An embedding found in the cache, or the predictor input that computes it (the caller runs it)."""
+
+    key: str
+    embedding: np.ndarray | None = None
+    predictor_input: np.ndarray | None = None
+
+
 class Embedder:
-    """Style and identity embeddings through the cache; predictor runs only on a miss. Synchronous."""
+    """Style and identity embeddings through the cache; predictor runs only on a miss. Synchronous.
+
+    ``style_embedding`` and ``identity_embedding`` run the predictor themselves; the stylize pipeline
+    uses ``pending_style``/``pending_identity`` + ``remember`` instead, so that its predictor runs go
+    through the micro-batcher.
+    """
 
     def __init__(self, cache: EmbeddingCache, metrics: Metrics, max_pixels: int, min_side: int) -> None:
         self.cache = cache
@@ -101,8 +116,38 @@ class Embedder:
 
     def identity_embedding(self, model: LoadedModel, data: bytes, content: np.ndarray) -> np.ndarray:
         """P(content resized to the style size), cached by the content bytes."""
-        key = embedding_key(data, model.label, imaging.identity_preprocessing_tag(_style_size(model)))
+        key = self._identity_key(model, data)
         return self._cached(model, key, lambda: imaging.identity_input(content, _style_size(model)))
+
+    def pending_style(self, model: LoadedModel, data: bytes) -> PendingEmbedding:
+        key = self.style_id(model, data)
+        return self._pending(model, key, lambda: self._decode_style(model, data))
+
+    def pending_identity(self, model: LoadedModel, data: bytes, content: np.ndarray) -> PendingEmbedding:
+        key = self._identity_key(model, data)
+        return self._pending(model, key, lambda: imaging.identity_input(content, _style_size(model)))
+
+    def remember(self, key: str, embedding: np.ndarray) -> None:
+        self.cache.put(key, embedding)
+        self.metrics.cache_entries.set(len(self.cache))
+
+    @staticmethod
+    def _identity_key(model: LoadedModel, data: bytes) -> str:
+        return embedding_key(data, model.label, imaging.identity_preprocessing_tag(_style_size(model)))
+
+    def _pending(self, model: LoadedModel, key: str, make_input: Callable[[], np.ndarray]) -> PendingEmbedding:
+        embedding = self._lookup(model, key)
+        if embedding is not None:
+            return PendingEmbedding(key, embedding=embedding)
+        return PendingEmbedding(key, predictor_input=make_input())
+
+    def _lookup(self, model: LoadedModel, key: str) -> np.ndarray | None:
+        embedding = self.cache.get(key)
+        if embedding is not None:
+            self.metrics.cache_hits.labels(model.label).inc()
+        else:
+            self.metrics.cache_misses.labels(model.label).inc()
+        return embedding
 
     def _decode_style(self, model: LoadedModel, data: bytes) -> np.ndarray:
         started = time.perf_counter()
@@ -111,17 +156,14 @@ class Embedder:
         return imaging.style_input(image, _style_size(model))
 
     def _cached(self, model: LoadedModel, key: str, make_input: Callable[[], np.ndarray]) -> np.ndarray:
-        embedding = self.cache.get(key)
-        if embedding is not None:
-            self.metrics.cache_hits.labels(model.label).inc()
-            return embedding
-        self.metrics.cache_misses.labels(model.label).inc()
-        predictor_input = make_input()
+        pending = self._pending(model, key, make_input)
+        if pending.embedding is not None:
+            return pending.embedding
+        assert pending.predictor_input is not None
         started = time.perf_counter()
-        embedding = model.predict(predictor_input)[0].astype(np.float32)
+        embedding = model.predict(pending.predictor_input)[0].astype(np.float32)
         self.metrics.inference_seconds.labels(model.label, "predictor").observe(time.perf_counter() - started)
-        self.cache.put(key, embedding)
-        self.metrics.cache_entries.set(len(self.cache))
+        self.remember(key, embedding)
         return embedding
 
 

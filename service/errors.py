@@ -14,8 +14,10 @@ Hierarchy (status code in brackets)::
     ├── UnsupportedImage [415]      not one of the accepted formats, or bytes that do not decode
     ├── InvalidField [422]          a field that parses but is out of range (image too small, max_side
     │                               above the cap, weights that sum to zero)
-    ├── Overloaded [503]            too many requests queued; carries Retry-After
-    └── NotReady [503]              models still loading, or the requested execution provider is not active
+    ├── Overloaded [429]            the bounded queue is full; carries Retry-After
+    ├── ClientClosedRequest [499]   the client went away before its answer; its queued work was dropped
+    ├── NotReady [503]              models still loading, or the requested execution provider is not active
+    └── DeadlineExceeded [504]      the request's deadline (ATELIER_REQUEST_TIMEOUT_S) passed before its answer
 
 Routes and library code raise these; ``problem_response`` renders every error, including FastAPI's
 validation errors and Starlette's HTTP errors, as ``application/problem+json`` with ``type``,
@@ -98,10 +100,19 @@ class InvalidField(AtelierError):
 
 
 class Overloaded(AtelierError):
-    status, slug, title = 503, "overloaded", "Too many requests in flight"
+    status, slug, title = 429, "overloaded", "Too many requests in flight"
 
     def __init__(self, detail: str, retry_after_s: int = 1) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
+class ClientClosedRequest(AtelierError):
+    # nginx's 499: nobody reads this answer, but the access log and metrics show why the work stopped.
+    status, slug, title = 499, "client-closed-request", "Client closed the request"
+
+
+class DeadlineExceeded(AtelierError):
+    status, slug, title = 504, "deadline-exceeded", "Deadline exceeded"
 
 
 class NotReady(AtelierError):
@@ -129,16 +140,25 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
+    body = problem_body(request.url.path, status, slug, title, detail, **extensions)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def problem_body(instance: str, status: int, slug: str, title: str, detail: str, **extensions: Any) -> dict[str, Any]:
+    """The problem-details JSON object; also used for the failed items of a batch response."""
+    return {
         "type": PROBLEM_BASE + slug if slug else "about:blank",
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": instance,
         "request_id": current_request_id(),
         **extensions,
     }
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def error_body(instance: str, exc: AtelierError) -> dict[str, Any]:
+    return problem_body(instance, exc.status, exc.slug, exc.title, exc.detail, **exc.extensions)
 
 
 # Starlette's multipart parser signals its limits with plain messages; these are the size ones.

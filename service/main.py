@@ -11,7 +11,8 @@ import anyio
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from service.cache import LruEmbeddingCache
+from service.batching import MicroBatcher
+from service.cache_redis import cache_and_store
 from service.config import Settings
 from service.deps import Services
 from service.embeddings import Embedder
@@ -20,9 +21,9 @@ from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.pipeline import Stylist
 from service.registry import ModelRegistry
-from service.routes import health, styles, stylize
-from service.styles import StyleStore
-from service.workers import WorkerPool
+from service.routes import batch, health, presets, styles, stylize, web
+from service.thumbnails import PresetThumbnails
+from service.workers import Admission, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     for model in registry.all():
         for provider in model.providers:
             metrics.model_info.labels(model.manifest.name, str(model.manifest.version), model.kind, provider).set(1)
-    store = StyleStore(settings.style_dir)
+    cache, store, redis_backend = cache_and_store(settings, metrics)
     loaded = await anyio.to_thread.run_sync(store.load)
-    cache = LruEmbeddingCache(settings.cache_entries)
+    if redis_backend is not None:  # logs and exports its state now; serving does not wait for Redis
+        await anyio.to_thread.run_sync(redis_backend.check)
     embedder = Embedder(cache, metrics, settings.max_pixels, settings.min_image_side)
-    pool = WorkerPool(settings.workers, settings.max_pending, metrics)
+    pool = WorkerPool(settings.codec_threads, settings.max_pending)
+    batcher = MicroBatcher(
+        settings.max_batch_size,
+        settings.max_batch_wait_ms / 1000,
+        settings.inference_threads,
+        metrics,
+        max_batch_elements=3 * settings.max_batch_pixels,  # the transformer's input has three channels
+    )
     app.state.services = Services(
         settings=settings,
         metrics=metrics,
@@ -55,7 +64,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store=store,
         pool=pool,
         embedder=embedder,
-        stylist=Stylist(settings, embedder, metrics),
+        stylist=Stylist(settings, embedder, metrics, pool, batcher),
+        admission=Admission(settings.max_pending, metrics),
+        redis=redis_backend,
     )
     problem = registry.provider_problem()
     extra = {"models": [m.label for m in registry.all()], "styles": loaded, "providers": settings.providers}
@@ -67,7 +78,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         app.state.services = None
+        await batcher.stop()
         pool.shutdown()
+        if redis_backend is not None:
+            redis_backend.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -82,13 +96,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.thumbnails = PresetThumbnails()
     app.state.services = None
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)  # outermost: sees every response
     app.include_router(stylize.router)
+    app.include_router(batch.router)
     app.include_router(styles.router)
     app.include_router(health.router)
+    app.include_router(presets.router)
+    app.include_router(web.router)
+    app.mount(web.STATIC_PREFIX, web.static_files(), name="web")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

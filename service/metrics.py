@@ -31,7 +31,7 @@ class Metrics:
         )
         self.queue_seconds = Histogram(
             "atelier_queue_duration_seconds",
-            "time a job waited for a worker thread",
+            "time an item waited in the micro-batcher before its ONNX Runtime run",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -56,7 +56,28 @@ class Metrics:
             "atelier_embedding_cache_misses_total", "style embeddings computed by the predictor", ["model"], registry=r
         )
         self.cache_entries = Gauge("atelier_embedding_cache_entries", "embeddings held in the cache", registry=r)
-        self.in_flight = Gauge("atelier_jobs_in_flight", "jobs queued or running on the worker threads", registry=r)
+        self.backend_up = Gauge(
+            "atelier_cache_backend_up",
+            "1 while the shared backend (Redis) answers; 0 while the replica serves from local state",
+            ["backend"],
+            registry=r,
+        )
+        self.backend_errors = Counter(
+            "atelier_cache_backend_errors_total", "failed calls to the shared backend", ["backend", "op"], registry=r
+        )
+        self.in_flight = Gauge(
+            "atelier_jobs_in_flight", "images admitted to the bounded queue, queued or running", registry=r
+        )
+        self.batch_size = Histogram(
+            "atelier_batch_size",
+            "items per ONNX Runtime run formed by the micro-batcher, by model and stage",
+            ["model", "stage"],
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32),
+            registry=r,
+        )
+        self.rejected = Counter(
+            "atelier_rejected_total", "requests refused or ended early, by reason", ["reason"], registry=r
+        )
         self.model_info = Gauge(
             "atelier_model_info",
             "1 for each loaded model version, with its kind and active execution provider",

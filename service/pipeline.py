@@ -2,7 +2,8 @@
 
 ``resolve_style`` turns the style fields (``style`` file, ``style_id``, ``preset`` or a ``styles``
 blend) into a model and a ``StyleSpec``; it is cheap and runs on the event loop. ``Stylist.run``
-does the heavy part (decode, predictor, transformer, colour, encode) and runs on a worker thread.
+does the heavy part: decode and resize on a worker thread, the predictor (on a cache miss) and the
+transformer through the micro-batcher, colour and encode on a worker thread again.
 
 Rules:
 - exactly one of ``style``, ``style_id``, ``preset``, ``styles`` (400 otherwise);
@@ -15,18 +16,21 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from service import imaging
+from service.batching import BatchKey, MicroBatcher
 from service.config import Settings
-from service.embeddings import Embedder, blend, interpolate, one_hot, parse_weights, preset_index
+from service.embeddings import Embedder, PendingEmbedding, blend, interpolate, one_hot, parse_weights, preset_index
 from service.errors import BadRequest, InvalidField, UnknownStyle
 from service.metrics import Metrics
 from service.registry import LoadedModel, ModelRegistry
 from service.styles import StyleRecord, StyleStore
+from service.workers import WorkerPool
 
 PRESET_PREFIX = "preset:"
 
@@ -156,57 +160,99 @@ def _size(model: LoadedModel) -> int:
     return model.manifest.embedding_size
 
 
-class Stylist:
-    """Runs stylize jobs; synchronous, called on a worker thread."""
+@dataclass(frozen=True)
+class _Prepared:
+    """A decoded job, ready for the networks."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, metrics: Metrics) -> None:
+    resized: np.ndarray  # uint8 HxWx3 at the output size
+    tensor: np.ndarray  # float32 1x3xHxW of ``resized``
+    padded: np.ndarray  # ``tensor`` reflect-padded to the network's multiple: the batch bucket
+    style: PendingEmbedding | None  # None when the job carries its embedding
+    identity: PendingEmbedding | None  # P(content), for strength < 1 on arbitrary models
+
+
+class Stylist:
+    """Runs stylize jobs: codec work on the worker threads, every model run through the micro-batcher."""
+
+    def __init__(
+        self, settings: Settings, embedder: Embedder, metrics: Metrics, pool: WorkerPool, batcher: MicroBatcher
+    ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.metrics = metrics
+        self.pool = pool
+        self.batcher = batcher
+
+    async def run(self, job: StylizeJob) -> StylizeResult:
+        model = job.model
+        prepared = await self.pool.run(self._prepare, job)
+        # The style and identity predictions of one job can share a predictor batch.
+        pending = [p for p in (prepared.style, prepared.identity) if p is not None]
+        predicted = await asyncio.gather(*(self._embedding(model, p) for p in pending))
+        embedding = predicted[0] if prepared.style is not None else job.style.embedding
+        assert embedding is not None
+        if prepared.identity is not None:
+            embedding = interpolate(predicted[-1], embedding, job.strength)
+        stylized = await self.transform(model, prepared.padded, embedding)
+        reference = prepared.style.key if prepared.style is not None else job.style.reference
+        return await self.pool.run(self._finish, job, prepared, stylized, reference)
+
+    async def style_embedding(self, model: LoadedModel, data: bytes) -> tuple[str, np.ndarray]:
+        """A style image's id and embedding: from the cache, else from the batched predictor."""
+        pending = await self.pool.run(self.embedder.pending_style, model, data)
+        return pending.key, await self._embedding(model, pending)
+
+    async def transform(self, model: LoadedModel, padded: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+        """The transformer on one padded [1,3,H,W] input, batched with other inputs of the same padded shape."""
+        vector = np.asarray(embedding, np.float32).reshape(1, -1)
+        key = BatchKey(model.label, "transformer", (padded.shape[1:], vector.shape[1:]))
+        return await self.batcher.run(key, model.transform, padded, vector)
+
+    async def _embedding(self, model: LoadedModel, pending: PendingEmbedding) -> np.ndarray:
+        if pending.embedding is not None:
+            return pending.embedding
+        assert pending.predictor_input is not None
+        key = BatchKey(model.label, "predictor", (pending.predictor_input.shape[1:],))
+        row = await self.batcher.run(key, model.predict, pending.predictor_input)
+        embedding = row[0].astype(np.float32)
+        await self.pool.run(self.embedder.remember, pending.key, embedding)
+        return embedding
 
     def _timed(self, op: str, started: float) -> None:
         self.metrics.codec_seconds.labels(op).observe(time.perf_counter() - started)
 
-    def run(self, job: StylizeJob) -> StylizeResult:
+    def _prepare(self, job: StylizeJob) -> _Prepared:
         s = self.settings
+        model = job.model
         if job.max_side is not None and job.max_side > s.max_output_side:
             raise InvalidField(f"max_side {job.max_side} is above this server's cap of {s.max_output_side}")
         started = time.perf_counter()
         content = imaging.decode(job.content, max_pixels=s.max_pixels, min_side=s.min_image_side, what="content")
         self._timed("decode", started)
-
-        style = job.style
-        reference = style.reference
-        if style.image is not None:
-            reference, embedding = self.embedder.style_embedding(job.model, style.image)
-        else:
-            assert style.embedding is not None
-            embedding = style.embedding
-        model = job.model
+        style = self.embedder.pending_style(model, job.style.image) if job.style.image is not None else None
+        identity = None
         if model.kind == "arbitrary" and job.strength < 1.0:
-            identity = self.embedder.identity_embedding(model, job.content, content)
-            embedding = interpolate(identity, embedding, job.strength)
+            identity = self.embedder.pending_identity(model, job.content, content)
 
         started = time.perf_counter()
         height, width = content.shape[:2]
         out_w, out_h = imaging.output_size(width, height, job.max_side, s.max_output_side)
         resized = imaging.resize(content, (out_w, out_h))
-        self._timed("resize", started)
-
-        started = time.perf_counter()
         tensor = imaging.to_tensor(resized)
         padded = imaging.pad_for_network(tensor, model.manifest.size_multiple, model.manifest.min_side)
-        stylized = model.transform(padded, np.asarray(embedding, np.float32)[None])
-        stylized = imaging.crop(stylized, out_h, out_w)
-        self.metrics.inference_seconds.labels(model.label, "transformer").observe(time.perf_counter() - started)
+        self._timed("resize", started)
+        return _Prepared(resized, tensor, padded, style, identity)
 
+    def _finish(self, job: StylizeJob, prepared: _Prepared, stylized: np.ndarray, reference: str) -> StylizeResult:
         started = time.perf_counter()
-        if model.kind == "nstyle" and job.strength < 1.0:
+        out_h, out_w = prepared.resized.shape[:2]
+        stylized = imaging.crop(stylized, out_h, out_w)
+        if job.model.kind == "nstyle" and job.strength < 1.0:
             # No predictor, so no identity embedding: blend the pixels with the content instead.
-            stylized = (1.0 - job.strength) * tensor + job.strength * stylized
+            stylized = (1.0 - job.strength) * prepared.tensor + job.strength * stylized
         result = stylized[0].transpose(1, 2, 0)
         if job.preserve_color:
-            result = imaging.preserve_color(result, resized.astype(np.float32) / 255.0)
+            result = imaging.preserve_color(result, prepared.resized.astype(np.float32) / 255.0)
         data = imaging.encode(imaging.to_uint8(result), job.format, job.quality)
         self._timed("encode", started)
         return StylizeResult(data, imaging.MEDIA_TYPES[job.format], out_w, out_h, reference)

@@ -104,7 +104,7 @@ class ModelRegistry:
             for version in versions:
                 folder = repository / name / str(version)
                 try:
-                    model = load_model(folder, preference, settings.intra_op_threads)
+                    model = load_model(folder, preference, settings.ort_intra_op_threads)
                 except ManifestError as exc:
                     failures[f"{name}/{version}"] = str(exc)
                     log.error("model %s/%s refused: %s", name, version, exc)

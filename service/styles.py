@@ -74,6 +74,15 @@ class StyleStore:
             self._index.setdefault(owner, {})[style_id] = record
             return record, True
 
+    def adopt(self, owner: str, record: StyleRecord) -> StyleRecord:
+        """Keep a copy of a record registered elsewhere (another replica), replacing a local one that differs."""
+        assert _ID.match(record.id) and _OWNER.match(owner), "ids and owners are generated, never user text"
+        with self._lock:
+            if self._index.get(owner, {}).get(record.id) != record:
+                self._write(owner, record)
+                self._index.setdefault(owner, {})[record.id] = record
+            return record
+
     def page(self, owner: str, offset: int, limit: int) -> tuple[list[StyleRecord], int]:
         """Styles of one owner, oldest first, and their total count."""
         with self._lock:

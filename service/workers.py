@@ -1,49 +1,109 @@
-"""Worker threads for CPU-heavy jobs (decode, ONNX Runtime, encode), off the event loop.
+"""Bounded work: the admission queue, the codec threads, deadlines and disconnected clients.
 
-Bounded: at most ``max_pending`` jobs queued or running; one more is refused with 503 and
-Retry-After instead of growing a queue without limit. Jobs run in a copy of the caller's context,
-so logs in a worker carry the request id.
+- ``Admission`` is the bounded queue. A request takes one slot per image (a batch request takes one
+  per item) for as long as its images are queued or running; when the slots are gone, new requests
+  get 429 with Retry-After at once instead of waiting without limit.
+- ``WorkerPool`` runs CPU-heavy codec work (decode, resize, encode) on threads, off the event loop, in
+  a copy of the caller's context so logs in a worker carry the request id. It keeps its own bound as
+  a safety net for callers outside the admission queue (style registration).
+- ``within_deadline`` ends work that overruns its deadline with ``DeadlineExceeded`` (504), and
+  ``until_disconnect`` ends work whose client went away with ``ClientClosedRequest`` (499). Either
+  way the work is cancelled: queued items leave the micro-batcher and the codec queue unrun.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
-from service.errors import Overloaded
+from service.errors import ClientClosedRequest, DeadlineExceeded, Overloaded
 from service.metrics import Metrics
 
 T = TypeVar("T")
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class Admission:
+    """At most ``max_pending`` images admitted at once; only touched on the event loop."""
+
+    def __init__(self, max_pending: int, metrics: Metrics) -> None:
+        self.max_pending = max_pending
+        self.metrics = metrics
+        self.pending = 0
+
+    @contextmanager
+    def admit(self, count: int = 1) -> Iterator[None]:
+        if self.pending + count > self.max_pending:
+            self.metrics.rejected.labels("queue-full").inc()
+            raise Overloaded(
+                f"{self.pending} images queued or running and {count} more asked for; the limit is "
+                f"{self.max_pending}; retry shortly"
+            )
+        self.pending += count
+        self.metrics.in_flight.set(self.pending)
+        try:
+            yield
+        finally:
+            self.pending -= count
+            self.metrics.in_flight.set(self.pending)
 
 
 class WorkerPool:
-    def __init__(self, workers: int, max_pending: int, metrics: Metrics) -> None:
+    def __init__(self, workers: int, max_pending: int) -> None:
         self.max_pending = max_pending
-        self.metrics = metrics
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atelier-worker")
         self._pending = 0  # only touched on the event loop
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         if self._pending >= self.max_pending:
-            raise Overloaded(f"{self._pending} jobs in flight, the limit is {self.max_pending}; retry shortly")
+            raise Overloaded(f"{self._pending} jobs waiting for a worker, the limit is {self.max_pending}")
         self._pending += 1
-        self.metrics.in_flight.set(self._pending)
-        submitted = time.perf_counter()
         context = contextvars.copy_context()
-
-        def job() -> T:
-            self.metrics.queue_seconds.observe(time.perf_counter() - submitted)
-            return context.run(fn, *args)
-
         try:
-            return await asyncio.wrap_future(self._executor.submit(job))
+            # Cancelling the awaiting task cancels the job too while it still waits for a thread.
+            return await asyncio.wrap_future(self._executor.submit(context.run, fn, *args))
         finally:
             self._pending -= 1
-            self.metrics.in_flight.set(self._pending)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+async def within_deadline(work: Awaitable[T], timeout_s: float, metrics: Metrics) -> T:
+    try:
+        return await asyncio.wait_for(work, timeout_s)
+    except asyncio.TimeoutError:  # the builtin TimeoutError only from Python 3.11
+        metrics.rejected.labels("deadline").inc()
+        raise DeadlineExceeded(f"no answer within this server's deadline of {timeout_s:g} s; retry later") from None
+
+
+async def until_disconnect(work: Coroutine[Any, Any, T], receive: Receive, metrics: Metrics) -> T:
+    """Await ``work``, cancelling it if the client disconnects first.
+
+    Called once the request body has been read: from then on the server's next ASGI message is
+    ``http.disconnect``, which uvicorn sends only when the client closes the connection.
+    """
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        metrics.rejected.labels("client-disconnected").inc()
+        raise ClientClosedRequest("the client closed the connection; its queued work was dropped")
+    return task.result()
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -13,7 +13,9 @@ _DESCRIPTIONS = {
     413: "Request body, form field or image pixel count over the configured limit",
     415: "Not a JPEG, PNG, WebP, GIF, BMP or TIFF image, or bytes that do not decode",
     422: "A field out of range or of the wrong type",
-    503: "Not ready, or too many requests in flight (Retry-After)",
+    429: "The bounded queue is full: retry after Retry-After seconds",
+    503: "Not ready: models loading or the requested execution provider inactive",
+    504: "The request's deadline passed before its answer was ready",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -24,7 +25,7 @@ async def livez() -> dict[str, str]:
     "/readyz",
     summary="Models loaded, warmed up, on the requested execution provider",
     responses={
-        200: {"description": "Ready: provider, models and versions"},
+        200: {"description": "Ready: provider, models and versions; `status` is `degraded` while Redis is unreachable"},
         **problem_responses(503),
     },
 )
@@ -51,6 +52,11 @@ async def readyz(request: Request, settings: SettingsDep) -> JSONResponse:
         ],
         "refused": registry.failures,
     }
+    if services.redis is not None:
+        # Redis down is "degraded", still 200: replicas serve from local state and requests keep succeeding.
+        body["shared_backend"] = await anyio.to_thread.run_sync(services.redis.check)
+        if not body["shared_backend"]["up"]:
+            body["status"] = "degraded"
     problem = registry.provider_problem()
     if problem is not None:
         raise NotReady(problem, **{k: v for k, v in body.items() if k != "status"})

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Response, UploadFile
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 
 from service.auth import Owner
 from service.deps import ServicesDep
 from service.imaging import MEDIA_TYPES, OutputFormat
 from service.pipeline import StyleFields, StylizeJob, resolve_style
 from service.routes import problem_responses
+from service.workers import until_disconnect, within_deadline
 
 router = APIRouter(prefix="/v1", tags=["stylize"])
 
@@ -33,6 +34,9 @@ otherwise the input's, capped by the server (`ATELIER_MAX_OUTPUT_SIDE`).
 
 `model` names a model (`name` or `name/version`); it defaults to the server's default arbitrary
 model, to the model a `style_id` was registered with, and to the presets model for presets.
+
+Concurrent requests share ONNX Runtime runs (micro-batching). When the server's bounded queue is
+full the answer is 429 with `Retry-After`; an image not ready within the server's deadline is a 504.
 """
 
 _IMAGE_SCHEMA = {"schema": {"type": "string", "format": "binary"}}
@@ -60,10 +64,11 @@ _HEADERS = {
             "content": {media: _IMAGE_SCHEMA for media in MEDIA_TYPES.values()},
             "headers": _HEADERS,
         },
-        **problem_responses(400, 401, 404, 413, 415, 422, 503),
+        **problem_responses(400, 401, 404, 413, 415, 422, 429, 503, 504),
     },
 )
 async def stylize(
+    request: Request,
     services: ServicesDep,
     owner: Owner,
     content: Annotated[UploadFile, File(description="the photo to stylise")],
@@ -102,7 +107,9 @@ async def stylize(
         format=format,
         quality=quality,
     )
-    result = await services.pool.run(services.stylist.run, job)
+    with services.admission.admit():
+        work = within_deadline(services.stylist.run(job), services.settings.request_timeout_s, services.metrics)
+        result = await until_disconnect(work, request.receive, services.metrics)
     return Response(
         result.image,
         media_type=result.media_type,

@@ -366,8 +366,8 @@ def test_logs_are_json_lines_with_the_request_id(client: httpx.Client, server: L
     assert {"ts", "level", "logger", "msg", "duration_ms"} <= set(lines[-1])
 
 
-def test_overload_answers_503_with_retry_after(model_repository: Path, tmp_path: Path, content_path: Path) -> None:
-    """One worker and room for one job: concurrent requests beyond it are refused, not queued forever."""
+def test_overload_answers_429_with_retry_after(model_repository: Path, tmp_path: Path, content_path: Path) -> None:
+    """One worker and room for one image: concurrent requests beyond it are refused, not queued forever."""
     live = start_server(model_repository, tmp_path, {"ATELIER_WORKERS": "1", "ATELIER_MAX_PENDING": "1"})
     content = content_path.read_bytes()
 
@@ -381,7 +381,7 @@ def test_overload_answers_503_with_retry_after(model_repository: Path, tmp_path:
     finally:
         stop_server(live)
     statuses = sorted(r.status_code for r in responses)
-    assert 200 in statuses and 503 in statuses, statuses
-    refused = next(r for r in responses if r.status_code == 503)
+    assert 200 in statuses and 429 in statuses, statuses
+    refused = next(r for r in responses if r.status_code == 429)
     assert refused.headers["retry-after"] == "1" and refused.json()["type"].endswith("overloaded")
-    assert_no_server_errors(live, allowed=(503,))
+    assert_no_server_errors(live)

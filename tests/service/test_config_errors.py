@@ -14,7 +14,9 @@ from service.config import Settings
 from service.errors import (
     AtelierError,
     BadRequest,
+    ClientClosedRequest,
     ContentTooLarge,
+    DeadlineExceeded,
     InvalidField,
     NotReady,
     Overloaded,
@@ -55,8 +57,10 @@ def test_error_statuses() -> None:
         ContentTooLarge: 413,
         UnsupportedImage: 415,
         InvalidField: 422,
-        Overloaded: 503,
+        Overloaded: 429,
+        ClientClosedRequest: 499,
         NotReady: 503,
+        DeadlineExceeded: 504,
     }
     for cls, status in expected.items():
         assert issubclass(cls, AtelierError) and cls.status == status

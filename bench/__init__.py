@@ -1,0 +1,1 @@
+"""Benchmarks: loopback load generator, the peer comparison, memory under load. Each prints JSON."""

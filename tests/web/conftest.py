@@ -1,0 +1,78 @@
+"""Web page fixtures: live servers (with and without API keys) and headless Debian Chromium via Playwright."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+
+from tests.service.conftest import LiveServer, assert_no_server_errors, start_server, stop_server
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts" / "web"
+CHROMIUM = Path("/usr/bin/chromium")
+API_KEY = "web-test-key"
+# This machine's network is closed: without the background-networking flags Chromium stalls on its own
+# update, sync and QUIC probes. No sandbox: the tests run as root in containers.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def web_server(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(model_repository, tmp_path_factory.mktemp("web-server"))
+    yield live
+    stop_server(live)
+    assert_no_server_errors(live)
+
+
+@pytest.fixture(scope="session")
+def keyed_server(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(model_repository, tmp_path_factory.mktemp("web-keyed"), {"ATELIER_API_KEYS": API_KEY})
+    yield live
+    stop_server(live)
+    assert_no_server_errors(live)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    # A missing browser is a failed test, not a skip: `make test` installs it (scripts/system-deps.sh).
+    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: run scripts/system-deps.sh chromium:chromium"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh desktop-sized page; script errors and console errors (a CSP violation, say) fail the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    def on_console(message: ConsoleMessage) -> None:
+        # Chromium logs every 4xx answer as "Failed to load resource"; the error tests cause those on purpose.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(message.text)
+
+    page.on("console", on_console)
+    yield page
+    context.close()
+    assert not errors, f"errors in the browser console: {errors}"
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
