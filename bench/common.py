@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import platform
 import socket
@@ -193,3 +194,12 @@ def environment() -> dict[str, object]:
         "onnxruntime": ort.__version__,
         "ort_providers_available": ort.get_available_providers(),
     }
+
+
+def emit(report: dict[str, object], out: Path | None) -> None:
+    """Print the report as JSON and, with ``out``, keep a copy there (bench/results/ holds the cited ones)."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.common import IMAGES, MODELS, drive, environment, register_style, serve, square_jpeg, summary
+from bench.common import IMAGES, MODELS, drive, emit, environment, register_style, serve, square_jpeg, summary
 from service import imaging
 from service.config import Settings
 from service.registry import load_model
@@ -110,11 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = report[f"http_batch{batch_size}"]
         report[f"http_batch{batch_size}_over_bare"] = ratios(cells, [before, after], sizes)  # type: ignore[arg-type]
     report["wall_s"] = round(time.perf_counter() - started, 1)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return 0
 
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-from bench.common import IMAGES, environment, register_style, rss_bytes, serve, square_jpeg
+from bench.common import IMAGES, emit, environment, register_style, rss_bytes, serve, square_jpeg
 
 SIZES = (256, 512, 1024)
 MIB = 1024 * 1024
@@ -99,11 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     report["flat_within_10_percent"] = abs(rss[-1] / rss[0] - 1) <= 0.10
     report["samples_every_10s"] = samples[::10]
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return 0
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.common import IMAGES, MODELS, REPO, environment, register_style, serve, square_jpeg, summary
+from bench.common import IMAGES, MODELS, REPO, emit, environment, register_style, serve, square_jpeg, summary
 from service import imaging
 from service.batching import MicroBatcher
 from service.cache import LruEmbeddingCache
@@ -231,11 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         ours.close()
         report["quality_1024"] = quality(pairs)
     report["wall_s"] = round(time.perf_counter() - started, 1)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return 0
 
 
