@@ -5,10 +5,18 @@ from __future__ import annotations
 import os
 
 import uvicorn
+from fastapi import FastAPI
 
 from service.config import Settings
 from service.logging import configure_logging
 from service.main import create_app
+
+
+def process_app() -> FastAPI:
+    """The app of one of several uvicorn processes: a child starts fresh, so it sets up its own JSON logs."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
 
 
 def main() -> None:
@@ -19,7 +27,7 @@ def main() -> None:
     if settings.processes > 1:
         # Several processes need an import string; each builds its app (and models) from the same environment.
         uvicorn.run(
-            "service.main:create_app",
+            "service.__main__:process_app",
             factory=True,
             workers=settings.processes,
             host=host,
