@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import io
-import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
 
+from tests.service.conftest import decode_rgb, start_server, stop_server
 from training import checkpoint
 from training.train import TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -44,25 +34,9 @@ def test_trained_model_is_served_next_to_the_defaults(image_dir: Path, model_rep
                             cwd=REPO, capture_output=True, text=True, timeout=600)
     assert export.returncode == 0, export.stderr
 
-    port = free_port()
-    env = {**os.environ, "ATELIER_MODEL_DIR": str(repository), "ATELIER_STYLE_DIR": str(tmp_path / "styles"),
-           "HOST": "127.0.0.1", "PORT": str(port)}
-    env.pop("ATELIER_PORT", None)
-    env.pop("ATELIER_HOST", None)
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    server = start_server(repository, tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            time.sleep(0.5)
+        base = server.url
         ready = httpx.get(f"{base}/readyz").json()
         assert any(m["name"] == "scream-tiny" for m in ready["models"]), ready
 
@@ -71,11 +45,11 @@ def test_trained_model_is_served_next_to_the_defaults(image_dir: Path, model_rep
                            data={"model": "scream-tiny", "preset": "the_scream"}, timeout=60)
         assert reply.status_code == 200, reply.text
         assert reply.headers["X-Model"] == "scream-tiny/1"
-        served = np.asarray(Image.open(io.BytesIO(reply.content)).convert("RGB"), dtype=np.float32) / 255.0
+        served = decode_rgb(reply.content)
 
         # the service's output is the trained network's output
         model = checkpoint.load(run / "checkpoint.pt")
-        photo = np.asarray(Image.open(io.BytesIO(content)).convert("RGB"), dtype=np.float32) / 255.0
+        photo = decode_rgb(content)
         import torch
 
         with torch.no_grad():
@@ -84,6 +58,4 @@ def test_trained_model_is_served_next_to_the_defaults(image_dir: Path, model_rep
         assert served.shape == expected.shape
         assert np.abs(served - expected).mean() < 2 / 255  # 8-bit rounding of the PNG, nothing else
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+        stop_server(server)

@@ -16,15 +16,16 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 
 from service.auth import Owner
 from service.deps import Services, ServicesDep
 from service.errors import PROBLEM_MEDIA_TYPE, AtelierError, BadRequest, ContentTooLarge, error_body
-from service.imaging import OutputFormat
 from service.pipeline import StyleFields, StyleSpec, StylizeJob, StylizeResult, resolve_style
 from service.registry import LoadedModel
 from service.routes import problem_responses
+from service.routes.forms import BlendStyles, BlendWeights, Format, ModelName, PreserveColor, Quality, Strength
 from service.workers import until_disconnect, within_deadline
 
 router = APIRouter(prefix="/v1", tags=["stylize"])
@@ -110,18 +111,14 @@ async def stylize_batch(
     style: Annotated[list[UploadFile] | None, File(description="one style image, or one per content")] = None,
     style_id: Annotated[list[str] | None, Form(description="one registered style id, or one per content")] = None,
     preset: Annotated[list[str] | None, Form(description="one preset index or name, or one per content")] = None,
-    styles: Annotated[
-        str | None, Form(max_length=4096, description="comma list of style ids or preset:<index|name> to blend")
-    ] = None,
-    weights: Annotated[
-        str | None, Form(max_length=1024, description="comma list of non-negative blend weights, one per style")
-    ] = None,
-    strength: Annotated[float, Form(ge=0.0, le=1.0, allow_inf_nan=False, description="0 = content, 1 = style")] = 1.0,
-    preserve_color: Annotated[bool, Form(description="keep the content's colours")] = False,
+    styles: BlendStyles = None,
+    weights: BlendWeights = None,
+    strength: Strength = 1.0,
+    preserve_color: PreserveColor = False,
     max_side: Annotated[int | None, Form(ge=1, description="longest side of each output, in pixels")] = None,
-    format: Annotated[OutputFormat, Form(description="output image format")] = "png",
-    quality: Annotated[int, Form(ge=1, le=100, description="JPEG/WebP quality")] = 90,
-    model: Annotated[str | None, Form(max_length=128, description="model name or name/version")] = None,
+    format: Format = "png",
+    quality: Quality = 90,
+    model: ModelName = None,
 ) -> Response:
     limit = services.settings.max_batch_items
     if len(content) > limit:
@@ -197,7 +194,7 @@ async def _plan(
     plans = []
     for data, source in zip(contents, sources, strict=True):
         try:
-            chosen, spec = resolve_style(source, services.registry, services.store, owner)
+            chosen, spec = await _lookup(services, owner, source)
         except AtelierError as exc:
             plans.append(Planned(None, exc))
             continue
@@ -205,8 +202,13 @@ async def _plan(
     return plans
 
 
+async def _lookup(services: Services, owner: str, source: StyleFields) -> tuple[LoadedModel, StyleSpec]:
+    # Off the event loop: with a Redis-backed style store, a style_id lookup is network I/O.
+    return await anyio.to_thread.run_sync(resolve_style, source, services.registry, services.store, owner)
+
+
 async def _resolve(services: Services, owner: str, source: StyleFields) -> tuple[LoadedModel, StyleSpec]:
-    chosen, spec = resolve_style(source, services.registry, services.store, owner)
+    chosen, spec = await _lookup(services, owner, source)
     if spec.image is None:
         return chosen, spec
     reference, embedding = await services.stylist.style_embedding(chosen, spec.image)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
 from pydantic import BaseModel, Field
 
@@ -93,7 +94,8 @@ async def list_styles(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> StyleList:
-    records, total = services.store.page(owner, offset, limit)
+    # Store reads run off the event loop: with Redis configured they are network I/O.
+    records, total = await anyio.to_thread.run_sync(services.store.page, owner, offset, limit)
     presets = [
         PresetInfo(model=m.label, index=p.index, name=p.name)
         for m in services.registry.all()
@@ -111,7 +113,7 @@ async def list_styles(
     responses=problem_responses(401, 404, 422),
 )
 async def get_style(services: ServicesDep, owner: Owner, style_id: Annotated[str, Path(max_length=128)]) -> StyleRecord:
-    record = services.store.get(owner, style_id)
+    record = await anyio.to_thread.run_sync(services.store.get, owner, style_id)
     if record is None:
         raise UnknownStyle(f"no registered style {style_id!r}")
     return record

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 
 from service.auth import Owner
 from service.deps import ServicesDep
-from service.imaging import MEDIA_TYPES, OutputFormat
+from service.imaging import MEDIA_TYPES
 from service.pipeline import StyleFields, StylizeJob, resolve_style
 from service.routes import problem_responses
+from service.routes.forms import BlendStyles, BlendWeights, Format, ModelName, PreserveColor, Quality, Strength
 from service.workers import until_disconnect, within_deadline
 
 router = APIRouter(prefix="/v1", tags=["stylize"])
@@ -75,18 +77,14 @@ async def stylize(
     style: Annotated[UploadFile | None, File(description="a style image")] = None,
     style_id: Annotated[str | None, Form(max_length=128, description="a registered style id")] = None,
     preset: Annotated[str | None, Form(max_length=128, description="a preset index or name")] = None,
-    styles: Annotated[
-        str | None, Form(max_length=4096, description="comma list of style ids or preset:<index|name> to blend")
-    ] = None,
-    weights: Annotated[
-        str | None, Form(max_length=1024, description="comma list of non-negative blend weights, one per style")
-    ] = None,
-    strength: Annotated[float, Form(ge=0.0, le=1.0, allow_inf_nan=False, description="0 = content, 1 = style")] = 1.0,
-    preserve_color: Annotated[bool, Form(description="keep the content's colours")] = False,
+    styles: BlendStyles = None,
+    weights: BlendWeights = None,
+    strength: Strength = 1.0,
+    preserve_color: PreserveColor = False,
     max_side: Annotated[int | None, Form(ge=1, description="longest side of the output, in pixels")] = None,
-    format: Annotated[OutputFormat, Form(description="output image format")] = "png",
-    quality: Annotated[int, Form(ge=1, le=100, description="JPEG/WebP quality")] = 90,
-    model: Annotated[str | None, Form(max_length=128, description="model name or name/version")] = None,
+    format: Format = "png",
+    quality: Quality = 90,
+    model: ModelName = None,
 ) -> Response:
     fields = StyleFields(
         style=await style.read() if style is not None else None,
@@ -96,7 +94,8 @@ async def stylize(
         weights=weights,
         model=model,
     )
-    chosen, spec = resolve_style(fields, services.registry, services.store, owner)
+    # Off the event loop: with a Redis-backed style store, a style_id lookup is network I/O.
+    chosen, spec = await anyio.to_thread.run_sync(resolve_style, fields, services.registry, services.store, owner)
     job = StylizeJob(
         model=chosen,
         content=await content.read(),
