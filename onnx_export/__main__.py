@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from onnx_export.export import GRAPH_FORM
 from onnx_export.manifest import ManifestError, read_manifest
 from onnx_export.parity import ParityError
 from onnx_export.repository import VersionExistsError, write_model
@@ -34,13 +35,14 @@ log = logging.getLogger("onnx_export")
 
 
 def build_defaults(repository: Path) -> None:
-    """Build each pretrained model as version 1 unless a verified copy is already there."""
+    """Build each pretrained model as version 1 unless a verified copy from this exporter is there."""
     for name, load in PRETRAINED.items():
         folder = repository / name / str(DEFAULT_VERSION)
         try:
-            read_manifest(folder)
-            log.info("%s is up to date", folder)
-            continue
+            if read_manifest(folder).graph_form == GRAPH_FORM:
+                log.info("%s is up to date", folder)
+                continue
+            log.warning("rebuilding %s: its graph is not in the %s form", folder, GRAPH_FORM)
         except ManifestError as exc:
             if folder.exists():
                 log.warning("rebuilding %s: %s", folder, exc)

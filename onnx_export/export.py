@@ -17,22 +17,13 @@ import torch
 from torch import Tensor, nn
 
 from onnx_export.manifest import TensorSpec
+from onnx_export.polyphase import PolyphaseTransformer
 from training.networks.predictor import StylePredictor
 from training.networks.transformer import SIZE_MULTIPLE, StyleTransformer
 
 OPSET = 17
 IR_VERSION = 8  # the lowest IR that carries opset 17; every onnxruntime since 1.13 reads it
-
-
-class _Transformer(nn.Module):
-    """The transformer with input sizes already a multiple of 4: the caller pads and crops."""
-
-    def __init__(self, transformer: StyleTransformer) -> None:
-        super().__init__()
-        self.transformer = transformer
-
-    def forward(self, content_image: Tensor, embedding: Tensor) -> Tensor:
-        return self.transformer(content_image, embedding)
+GRAPH_FORM = "polyphase"  # recorded in manifests; the default models are rebuilt when it changes
 
 
 def _export(module: nn.Module, args: tuple[Tensor, ...], path: Path, inputs: list[str], outputs: list[str],
@@ -50,13 +41,14 @@ def _export(module: nn.Module, args: tuple[Tensor, ...], path: Path, inputs: lis
 
 
 def export_transformer(transformer: StyleTransformer, path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    """content_image [N,3,H,W], embedding [N,E] -> stylized [N,3,H,W]."""
+    """content_image [N,3,H,W], embedding [N,E] -> stylized [N,3,H,W], H and W multiples of 4 (the
+    caller pads and crops), in the polyphase form (onnx_export/polyphase.py)."""
     e = transformer.config.embedding_size
     side = 16 * SIZE_MULTIPLE
     args = (torch.rand(2, 3, side, side + SIZE_MULTIPLE), torch.rand(2, e))
     axes = {"content_image": {0: "batch", 2: "height", 3: "width"}, "embedding": {0: "batch"},
             "stylized": {0: "batch", 2: "height", 3: "width"}}
-    _export(_Transformer(transformer), args, path, ["content_image", "embedding"], ["stylized"], axes)
+    _export(PolyphaseTransformer(transformer.eval()), args, path, ["content_image", "embedding"], ["stylized"], axes)
     return ([TensorSpec(name="content_image", shape=["batch", 3, "height", "width"]),
              TensorSpec(name="embedding", shape=["batch", e])],
             [TensorSpec(name="stylized", shape=["batch", 3, "height", "width"])])

@@ -78,6 +78,10 @@ class Manifest(BaseModel):
     min_side: int = 16
     opset: int
     ir_version: int
+    graph_form: str = Field(
+        default="plain",
+        description="how the transformer graph is laid out ('polyphase': onnx_export/polyphase.py); same function",
+    )
     files: dict[str, ModelFile] = Field(description="'transformer' always; 'predictor' for arbitrary models")
     presets: list[Preset] = Field(default_factory=list, description="named rows of an nstyle model")
     provenance: Provenance

@@ -35,6 +35,7 @@ def build_manifest(model: StyleModel, name: str, version: int, folder: Path,
         embedding_size=model.transformer.config.embedding_size,
         style_size=model.predictor.config.style_size if model.predictor is not None else None,
         size_multiple=export.SIZE_MULTIPLE, opset=export.OPSET, ir_version=export.IR_VERSION,
+        graph_form=export.GRAPH_FORM,
         files=entries, presets=[Preset(index=i, name=n) for i, n in enumerate(model.presets)],
         provenance=Provenance(**model.provenance), architecture=architecture, parity=parity_report,
     )

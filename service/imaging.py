@@ -73,10 +73,11 @@ def decode(data: bytes, *, max_pixels: int, min_side: int, what: str) -> np.ndar
 
 def _apply_exif_orientation(image: Image.Image) -> Image.Image:
     try:
-        return ImageOps.exif_transpose(image)
+        # In place: with nothing to rotate, the copying form returns a full copy of the image.
+        ImageOps.exif_transpose(image, in_place=True)
     except Exception as exc:  # a malformed EXIF block must not lose an otherwise good image
         log.debug("ignoring unreadable EXIF orientation: %s", exc)
-        return image
+    return image
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from training.networks.mobilenet_v2 import MobileNetV2Features, same_pad
+from training.networks.mobilenet_v2 import MobileNetV2Features, SameConv, same_padding
 from training.networks.predictor import PredictorConfig, StylePredictor
 
 
 @pytest.mark.parametrize(("size", "stride", "before", "after"),
                          [(256, 2, 0, 1), (255, 2, 1, 1), (7, 1, 1, 1), (8, 2, 0, 1), (9, 2, 1, 1)])
 def test_same_padding_matches_tensorflow(size: int, stride: int, before: int, after: int) -> None:
-    x = torch.zeros(1, 1, size, size + 1)
-    padded = same_pad(x, kernel=3, stride=stride)
-    assert padded.shape[-2] == size + before + after
     # TF puts the odd extra pixel after (bottom/right)
-    marked = same_pad(torch.ones(1, 1, size, size), 3, stride)
-    assert marked[0, 0, before, before] == 1 and (before == 0 or marked[0, 0, 0, 0] == 0)
+    assert same_padding(size, kernel=3, stride=stride) == (before, after)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize(("h", "w"), [(16, 16), (15, 16), (16, 17), (9, 9)])
+def test_same_conv_equals_explicit_padding(stride: int, h: int, w: int) -> None:
+    # SameConv keeps every padding inside the conv (a zero tap for the uneven case); it must give
+    # exactly what padding the input first gives.
+    conv = SameConv(4, 6, 3, stride, groups=2).double()
+    x = torch.rand(2, 4, h, w, dtype=torch.float64)
+    (top, bottom), (left, right) = same_padding(h, 3, stride), same_padding(w, 3, stride)
+    expected = F.conv2d(F.pad(x, (left, right, top, bottom)), conv.weight, conv.bias, stride, groups=2)
+    assert torch.allclose(conv(x), expected, atol=1e-12)
 
 
 @pytest.mark.parametrize(("h", "w"), [(256, 256), (224, 320), (255, 193)])
