@@ -58,7 +58,8 @@ evaluate: setup  ## the default model vs Gatys at 100 iterations on the shared p
 	$(BIN)/python -m training.evaluate --content $(IMAGES)/content --style $(IMAGES)/style --size 256 \
 		--max-pairs 12 --model-dir $(MODELS)/magenta-mobile/1 --gatys 100 --summary
 
-bench: setup  ## the load generator, the peer comparison and the memory run, on this machine (JSON in bench/results/)
+bench: setup  ## batch cost, the load generator, the peer comparison and the memory run, on this machine (JSON in bench/results/)
+	$(BIN)/python -m bench.batch_cost --out bench/results/batch_cost.json
 	$(BIN)/python -m bench.load --out bench/results/load.json
 	$(BIN)/python -m bench.peer --rounds 3 --calls 8 --calls-1024 3 --out bench/results/peer.json
 	$(BIN)/python -m bench.memory --out bench/results/memory.json

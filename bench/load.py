@@ -3,12 +3,13 @@
     .venv/bin/python -m bench.load [--sizes 256,512,1024] [--concurrency 1,4,16] [--requests 48] \\
         [--seconds 8] [--batch-sizes 8,1] [--out bench/results/load.json]
 
-For each micro-batcher setting it starts `python -m service` on loopback, registers one style (so
-every request hits the embedding cache), and drives JPEG-in/JPEG-out requests at each image size and
-concurrency, each cell bounded by a request count and a time limit. In the same run, with no server
-up, it times the bare transformer session (batch 1, same intra-op threads) on the same sizes, so the
-HTTP + codec overhead is a ratio measured on the same machine minutes apart. The load generator runs
-on the same cores as the server, which is part of what the ratio charges to HTTP.
+It starts `python -m service` on loopback once per micro-batcher setting (all up at once), registers
+one style on each (so every request hits the embedding cache), and drives JPEG-in/JPEG-out requests
+at each image size and concurrency, each cell bounded by a request count and a time limit, the
+settings alternating cell by cell. Right before and after each size's cells it times the bare
+transformer session in this process (batch 1, same intra-op threads, the servers idle), so the HTTP +
+codec overhead is a ratio measured on the same machine seconds apart. The load generator runs on the
+same cores as the server, which is part of what the ratio charges to HTTP.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import io
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -26,26 +28,21 @@ from PIL import Image
 from bench.common import IMAGES, MODELS, drive, emit, environment, register_style, serve, square_jpeg, summary
 from service import imaging
 from service.config import Settings
-from service.registry import load_model
+from service.registry import LoadedModel, load_model
 
 
-def bare_model(sizes: list[int], count: int, seconds: float) -> dict[str, object]:
+def bare_model(model: LoadedModel, size: int, count: int, seconds: float) -> dict[str, float | int]:
     """The transformer session alone: one [1,3,S,S] run after another, images per second."""
-    settings = Settings()
-    model = load_model(MODELS / "magenta-mobile" / "1", settings.providers, settings.ort_intra_op_threads)
     embedding = np.full((1, model.manifest.embedding_size), 0.01, np.float32)
-    results: dict[str, object] = {"providers": model.providers, "intra_op_threads": settings.ort_intra_op_threads}
-    for size in sizes:
-        content = imaging.to_tensor(np.asarray(_decoded(size)))
-        model.transform(content, embedding)  # warm-up: first run of a shape allocates
-        latencies: list[float] = []
-        started = time.perf_counter()
-        while len(latencies) < count and time.perf_counter() - started < seconds:
-            begun = time.perf_counter()
-            model.transform(content, embedding)
-            latencies.append(time.perf_counter() - begun)
-        results[str(size)] = summary(latencies, time.perf_counter() - started)
-    return results
+    content = imaging.to_tensor(np.asarray(_decoded(size)))
+    model.transform(content, embedding)  # warm-up: first run of a shape allocates
+    latencies: list[float] = []
+    started = time.perf_counter()
+    while len(latencies) < count and time.perf_counter() - started < seconds:
+        begun = time.perf_counter()
+        model.transform(content, embedding)
+        latencies.append(time.perf_counter() - begun)
+    return summary(latencies, time.perf_counter() - started)
 
 
 def _decoded(size: int) -> np.ndarray:
@@ -56,31 +53,18 @@ def _content(size: int) -> bytes:
     return square_jpeg(IMAGES / "content" / "tubingen.jpg", size)
 
 
-def through_http(
-    batch_size: int, sizes: list[int], concurrency: list[int], count: int, seconds: float, workdir: Path
-) -> dict[str, object]:
-    env = {"ATELIER_MAX_BATCH_SIZE": str(batch_size), "ATELIER_MAX_PENDING": "256"}
-    with serve(workdir, env) as server:
+def start_servers(batch_sizes: list[int], workdir: Path, stack: ExitStack) -> dict[int, tuple[str, dict[str, str]]]:
+    """One server per micro-batcher setting, all up at once (an idle one takes no CPU), each with the
+    style registered: its URL and the form fields of a cached-style request."""
+    servers: dict[int, tuple[str, dict[str, str]]] = {}
+    for batch_size in batch_sizes:
+        env = {"ATELIER_MAX_BATCH_SIZE": str(batch_size), "ATELIER_MAX_PENDING": "256"}
+        folder = workdir / f"batch{batch_size}"
+        folder.mkdir()
+        server = stack.enter_context(serve(folder, env))
         style_id = register_style(server.url, (IMAGES / "style" / "starry_night.jpg").read_bytes())
-        data = {"style_id": style_id, "format": "jpeg", "quality": "90"}
-        results: dict[str, object] = {}
-        for size in sizes:
-            files = {"content": _content(size)}
-            asyncio.run(drive(server.url, files, data, concurrency=2, count=4, seconds=30))  # warm-up
-            results[str(size)] = {
-                f"c{c}": asyncio.run(drive(server.url, files, data, c, count, seconds)) for c in concurrency
-            }
-    return results
-
-
-def ratios(http: dict[str, object], bare: list[dict[str, object]], sizes: list[int]) -> dict[str, object]:
-    """End-to-end images/s over bare-model images/s (the mean of the runs before and after), per cell."""
-    out: dict[str, object] = {}
-    for size in sizes:
-        bare_rate = float(np.mean([b[str(size)]["images_per_s"] for b in bare]))  # type: ignore[index]
-        cells = http[str(size)]  # type: ignore[index]
-        out[str(size)] = {c: round(cell["images_per_s"] / bare_rate, 3) for c, cell in cells.items()}
-    return out
+        servers[batch_size] = (server.url, {"style_id": style_id, "format": "jpeg", "quality": "90"})
+    return servers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,16 +82,36 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     report: dict[str, object] = {"environment": environment(), "settings": vars(args) | {"out": str(args.out)}}
-    report["bare_model"] = before = bare_model(sizes, args.requests, args.seconds)
-    with tempfile.TemporaryDirectory(prefix="atelier-bench-") as tmp:
-        for batch_size in batch_sizes:
-            cells = through_http(batch_size, sizes, concurrency, args.requests, args.seconds, Path(tmp))
-            report[f"http_batch{batch_size}"] = cells
-    # Timed again after the HTTP runs: the machine is shared, and the pair shows the drift.
-    report["bare_model_after"] = after = bare_model(sizes, args.requests, args.seconds)
+    settings = Settings()
+    model = load_model(MODELS / "magenta-mobile" / "1", settings.providers, settings.ort_intra_op_threads)
+    report["bare_model"] = {"providers": model.providers, "intra_op_threads": settings.ort_intra_op_threads}
+    cells: dict[int, dict[str, dict[str, object]]] = {b: {} for b in batch_sizes}
+    ratios: dict[int, dict[str, dict[str, float]]] = {b: {} for b in batch_sizes}
+    with tempfile.TemporaryDirectory(prefix="atelier-bench-") as tmp, ExitStack() as stack:
+        servers = start_servers(batch_sizes, Path(tmp), stack)
+        for size in sizes:
+            files = {"content": _content(size)}
+            for url, data in servers.values():  # warm-up: each server's first runs of this shape
+                asyncio.run(drive(url, files, data, concurrency=2, count=4, seconds=30))
+            # The bare model right before and after this size's HTTP cells, and the batching settings
+            # alternating cell by cell: the machine is shared, and its drift should hit every column.
+            before = bare_model(model, size, args.requests, args.seconds)
+            for c in concurrency:
+                for batch_size, (url, data) in servers.items():
+                    cells[batch_size].setdefault(str(size), {})[f"c{c}"] = asyncio.run(
+                        drive(url, files, data, c, args.requests, args.seconds)
+                    )
+            after = bare_model(model, size, args.requests, args.seconds)
+            report["bare_model"][str(size)] = {"before": before, "after": after}  # type: ignore[index]
+            bare_rate = (before["images_per_s"] + after["images_per_s"]) / 2
+            for batch_size in batch_sizes:
+                ratios[batch_size][str(size)] = {
+                    name: round(cell["images_per_s"] / bare_rate, 3)  # type: ignore[index]
+                    for name, cell in cells[batch_size][str(size)].items()
+                }
     for batch_size in batch_sizes:
-        cells = report[f"http_batch{batch_size}"]
-        report[f"http_batch{batch_size}_over_bare"] = ratios(cells, [before, after], sizes)  # type: ignore[arg-type]
+        report[f"http_batch{batch_size}"] = cells[batch_size]
+        report[f"http_batch{batch_size}_over_bare"] = ratios[batch_size]
     report["wall_s"] = round(time.perf_counter() - started, 1)
     emit(report, args.out)
     return 0

@@ -144,9 +144,19 @@ def to_tensor(image: np.ndarray) -> np.ndarray:
 
 
 def to_uint8(tensor: np.ndarray) -> np.ndarray:
-    """float32 1x3xHxW (or HxWx3) in [0, 1] -> uint8 HxWx3."""
-    array = tensor[0].transpose(1, 2, 0) if tensor.ndim == 4 else tensor
-    return (np.clip(np.nan_to_num(array), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    """float32 1x3xHxW (or HxWx3) in [0, 1] -> uint8 HxWx3, rounded; NaN is 0, out of range clipped."""
+    planes = tensor[0] if tensor.ndim == 4 else tensor.transpose(2, 0, 1)
+    # One new float array, then in place, and the channels interleaved one plane at a time: numpy's
+    # general transpose-copy and nan_to_num made this 9-12 ms at 1024x1024 on 2 cores, now about 4.
+    scaled = np.multiply(planes, np.float32(255.0), dtype=np.float32)
+    np.add(scaled, np.float32(0.5), out=scaled)
+    np.clip(scaled, 0.0, 255.0, out=scaled)
+    if np.isnan(scaled).any():  # clip keeps NaN, and NaN has no uint8 value
+        np.nan_to_num(scaled, copy=False)
+    out = np.empty((*scaled.shape[1:], 3), np.uint8)
+    for channel, plane in enumerate(scaled):
+        out[:, :, channel] = plane  # truncates: the 0.5 above rounds
+    return out
 
 
 def pad_for_network(tensor: np.ndarray, multiple: int, min_side: int) -> np.ndarray:

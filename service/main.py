@@ -49,12 +49,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(redis_backend.check)
     embedder = Embedder(cache, metrics, settings.max_pixels, settings.min_image_side)
     pool = WorkerPool(settings.codec_threads, settings.max_pending)
+    batch_pixels = settings.batch_pixels(registry.on_gpu)
     batcher = MicroBatcher(
         settings.max_batch_size,
         settings.max_batch_wait_ms / 1000,
         settings.inference_threads,
         metrics,
-        max_batch_elements=3 * settings.max_batch_pixels,  # the transformer's input has three channels
+        max_batch_elements=3 * batch_pixels,  # the transformer's input has three channels
     )
     app.state.services = Services(
         settings=settings,
@@ -69,7 +70,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis=redis_backend,
     )
     problem = registry.provider_problem()
-    extra = {"models": [m.label for m in registry.all()], "styles": loaded, "providers": settings.providers}
+    extra = {
+        "models": [m.label for m in registry.all()],
+        "styles": loaded,
+        "providers": settings.providers,
+        "max_batch_size": settings.max_batch_size,
+        "max_batch_pixels": batch_pixels,
+    }
     if problem is None:
         log.info("ready", extra=extra)
     else:

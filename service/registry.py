@@ -140,6 +140,11 @@ class ModelRegistry:
     def all(self) -> list[LoadedModel]:
         return [model for versions in self.models.values() for model in versions.values()]
 
+    @property
+    def on_gpu(self) -> bool:
+        """Every model runs on CUDA."""
+        return all(CUDA in m.providers for m in self.all())
+
     def provider_problem(self) -> str | None:
         """Why the requested execution provider is not the active one, or None when it is."""
         if self.preference != "cuda":

@@ -47,6 +47,17 @@ def test_settings_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> N
         Settings()
 
 
+def test_batch_pixels_suit_the_device_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A CPU batches only small images (bigger batches cost more per image there); a GPU up to 4 Mpixel.
+    assert Settings().batch_pixels(on_gpu=False) == 2 * 256 * 256
+    assert Settings().batch_pixels(on_gpu=True) == 4 * 1024 * 1024
+    monkeypatch.setenv("ATELIER_MAX_BATCH_PIXELS", "1000000")
+    assert Settings().batch_pixels(on_gpu=False) == Settings().batch_pixels(on_gpu=True) == 1_000_000
+    monkeypatch.setenv("ATELIER_MAX_BATCH_PIXELS", "0")
+    with pytest.raises(ValueError):
+        Settings()
+
+
 def test_error_statuses() -> None:
     expected = {
         BadRequest: 400,

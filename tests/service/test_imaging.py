@@ -111,3 +111,16 @@ def test_style_input_is_a_centre_square_at_style_size() -> None:
     tensor = imaging.style_input(image, 64)
     assert tensor.shape == (1, 3, 64, 64) and tensor.dtype == np.float32
     assert tensor.min() > 0.99
+
+
+def test_to_uint8_rounds_clips_and_zeroes_nan() -> None:
+    rng = np.random.default_rng(0)
+    tensor = rng.uniform(-0.2, 1.2, size=(1, 3, 5, 7)).astype(np.float32)
+    tensor[0, 0, 0, :4] = [np.nan, np.inf, -np.inf, 0.5 / 255]
+    out = imaging.to_uint8(tensor)
+    hwc = tensor[0].transpose(1, 2, 0).astype(np.float64)
+    expected = np.floor(np.clip(np.nan_to_num(hwc), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    assert out.shape == (5, 7, 3) and out.dtype == np.uint8 and out.flags.c_contiguous
+    assert np.array_equal(out, expected)
+    assert list(out[0, :4, 0]) == [0, 255, 0, 1]
+    assert np.array_equal(imaging.to_uint8(np.ascontiguousarray(tensor[0].transpose(1, 2, 0))), expected)
