@@ -92,11 +92,11 @@ class PendingEmbedding:
 
 
 class Embedder:
-    """Style and identity embeddings through the cache; predictor runs only on a miss. Synchronous.
+    """Style and identity embeddings through the cache. Synchronous; it never runs the predictor.
 
-    ``style_embedding`` and ``identity_embedding`` run the predictor themselves; the stylize pipeline
-    uses ``pending_style``/``pending_identity`` + ``remember`` instead, so that its predictor runs go
-    through the micro-batcher.
+    ``pending_style``/``pending_identity`` give the cached embedding or the predictor's input; the
+    caller (``pipeline.Stylist``) runs the predictor through the micro-batcher and hands the result
+    back to ``remember``.
     """
 
     def __init__(self, cache: EmbeddingCache, metrics: Metrics, max_pixels: int, min_side: int) -> None:
@@ -109,15 +109,6 @@ class Embedder:
     def style_id(model: LoadedModel, data: bytes) -> str:
         """The content address of a style image for a model: its registered id and its cache key."""
         return embedding_key(data, model.label, imaging.style_preprocessing_tag(_style_size(model)))
-
-    def style_embedding(self, model: LoadedModel, data: bytes) -> tuple[str, np.ndarray]:
-        key = self.style_id(model, data)
-        return key, self._cached(model, key, lambda: self._decode_style(model, data))
-
-    def identity_embedding(self, model: LoadedModel, data: bytes, content: np.ndarray) -> np.ndarray:
-        """P(content resized to the style size), cached by the content bytes."""
-        key = self._identity_key(model, data)
-        return self._cached(model, key, lambda: imaging.identity_input(content, _style_size(model)))
 
     def pending_style(self, model: LoadedModel, data: bytes) -> PendingEmbedding:
         key = self.style_id(model, data)
@@ -154,17 +145,6 @@ class Embedder:
         image = imaging.decode(data, max_pixels=self.max_pixels, min_side=self.min_side, what="style")
         self.metrics.codec_seconds.labels("decode").observe(time.perf_counter() - started)
         return imaging.style_input(image, _style_size(model))
-
-    def _cached(self, model: LoadedModel, key: str, make_input: Callable[[], np.ndarray]) -> np.ndarray:
-        pending = self._pending(model, key, make_input)
-        if pending.embedding is not None:
-            return pending.embedding
-        assert pending.predictor_input is not None
-        started = time.perf_counter()
-        embedding = model.predict(pending.predictor_input)[0].astype(np.float32)
-        self.metrics.inference_seconds.labels(model.label, "predictor").observe(time.perf_counter() - started)
-        self.remember(key, embedding)
-        return embedding
 
 
 def _style_size(model: LoadedModel) -> int:

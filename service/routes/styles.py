@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
 from service.auth import Owner
@@ -14,6 +14,7 @@ from service.errors import UnknownStyle
 from service.pipeline import require_kind
 from service.routes import problem_responses
 from service.styles import StyleRecord
+from service.workers import until_disconnect, within_deadline
 
 router = APIRouter(prefix="/v1", tags=["styles"])
 
@@ -59,10 +60,11 @@ class ModelInfo(BaseModel):
     "the same id and answers 200 instead of 201.",
     responses={
         200: {"description": "Already registered", "model": StyleRecord},
-        **problem_responses(400, 401, 404, 413, 415, 422, 503),
+        **problem_responses(400, 401, 404, 413, 415, 422, 429, 503, 504),
     },
 )
 async def register_style(
+    request: Request,
     services: ServicesDep,
     owner: Owner,
     response: Response,
@@ -71,12 +73,14 @@ async def register_style(
 ) -> StyleRecord:
     chosen = require_kind(services.registry.get(model), "arbitrary", "registering a style")
     data = await style.read()
-
-    def embed_and_store() -> tuple[StyleRecord, bool]:
-        style_id, embedding = services.embedder.style_embedding(chosen, data)
-        return services.store.put(owner, style_id, [float(x) for x in embedding], chosen.label)
-
-    record, created = await services.pool.run(embed_and_store)
+    # A prediction is an image's worth of work: the same queue, deadline and batched predictor as a
+    # stylize request with a style image.
+    with services.admission.admit():
+        embed = services.stylist.style_embedding(chosen, data)
+        work = within_deadline(embed, services.settings.request_timeout_s, services.metrics)
+        style_id, embedding = await until_disconnect(work, request.receive, services.metrics)
+    vector = [float(x) for x in embedding]
+    record, created = await services.pool.run(services.store.put, owner, style_id, vector, chosen.label)
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"/v1/styles/{record.id}"
     return record

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -126,6 +127,15 @@ def content_path(image_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def style_paths(image_dir: Path) -> list[Path]:
     return [image_dir / "style" / name for name in ("starry_night.jpg", "the_scream.jpg", "bricks_sq.jpg")]
+
+
+def metric(server: LiveServer, name: str, **labels: str) -> float:
+    """A sample from the server's /metrics (0 when absent)."""
+    text = httpx.get(server.url + "/metrics").text
+    selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = re.escape(name + ("{" + selector + "}" if labels else "")) + r" ([0-9.e+-]+)"
+    match = re.search(pattern, text)
+    return float(match.group(1)) if match else 0.0
 
 
 def encode_image(image: Image.Image, fmt: str, **params: object) -> bytes:

@@ -18,6 +18,7 @@ from tests.service.conftest import (
     decode_rgb,
     encode_image,
     gradient_image,
+    metric,
     start_server,
     stop_server,
     ycbcr,
@@ -229,10 +230,13 @@ def test_get_style_returns_exactly_the_posted_vector(client: httpx.Client, style
     assert again.status_code == 200 and again.json() == record
 
 
-def test_register_new_style_is_201_and_listed(client: httpx.Client) -> None:
+def test_register_new_style_is_201_and_listed(server: LiveServer, client: httpx.Client) -> None:
     image = encode_image(gradient_image(120, 90, seed=42), "PNG")
+    predictor = {"model": "magenta-mobile/1", "stage": "predictor"}
+    before = metric(server, "atelier_batch_size_count", **predictor)
     first = client.post("/v1/styles", files={"style": image})
     assert first.status_code == 201
+    assert metric(server, "atelier_batch_size_count", **predictor) == before + 1  # through the micro-batcher
     assert first.headers["location"] == f"/v1/styles/{first.json()['id']}"
     listing = client.get("/v1/styles", params={"limit": 500}).json()
     assert first.json()["id"] in {item["id"] for item in listing["items"]}

@@ -19,6 +19,7 @@ from tests.service.conftest import (
     decode_rgb,
     encode_image,
     gradient_image,
+    metric,
     start_server,
     stop_server,
 )
@@ -37,14 +38,6 @@ def parse_multipart(response: httpx.Response) -> list[tuple[dict[str, str], byte
         headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n"))
         parts.append(({k.lower(): v for k, v in headers.items()}, body[:-2]))
     return parts
-
-
-def metric(server: LiveServer, name: str, **labels: str) -> float:
-    text = httpx.get(server.url + "/metrics").text
-    selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = re.escape(name + ("{" + selector + "}" if labels else "")) + r" ([0-9.e+-]+)"
-    match = re.search(pattern, text)
-    return float(match.group(1)) if match else 0.0
 
 
 def batch(client: httpx.Client, files: list[tuple[str, bytes]], **data: object) -> httpx.Response:

@@ -101,10 +101,12 @@ def test_batched_predictor_equals_unbatched(mobile: LoadedModel, pool: WorkerPoo
 
     results = asyncio.run(batched())
     assert _batch_sizes(metrics, mobile.label, "predictor") == (1, len(names))
-    reference = Embedder(LruEmbeddingCache(0), Metrics(), 36_000_000, 8)
-    for data, (key, embedding) in zip(datas, results, strict=True):
-        expected_key, expected = reference.style_embedding(mobile, data)
-        assert key == expected_key
+    size = mobile.manifest.style_size
+    assert size
+    for data, (key, embedding) in zip(datas, results, strict=True):  # each against the predictor run alone
+        style = imaging.decode(data, max_pixels=36_000_000, min_side=8, what="style")
+        expected = mobile.predict(imaging.style_input(style, size))[0]
+        assert key == Embedder.style_id(mobile, data)
         assert np.abs(embedding - expected).max() <= 1e-5
 
 
