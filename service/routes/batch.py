@@ -16,13 +16,12 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 
 from service.auth import Owner
 from service.deps import Services, ServicesDep
 from service.errors import PROBLEM_MEDIA_TYPE, AtelierError, BadRequest, ContentTooLarge, error_body
-from service.pipeline import StyleFields, StyleSpec, StylizeJob, StylizeResult, resolve_style
+from service.pipeline import StyleFields, StyleSpec, StylizeJob, StylizeResult
 from service.registry import LoadedModel
 from service.routes import problem_responses
 from service.routes.forms import BlendStyles, BlendWeights, Format, ModelName, PreserveColor, Quality, Strength
@@ -194,7 +193,7 @@ async def _plan(
     plans = []
     for data, source in zip(contents, sources, strict=True):
         try:
-            chosen, spec = await _lookup(services, owner, source)
+            chosen, spec = await services.resolve(source, owner)
         except AtelierError as exc:
             plans.append(Planned(None, exc))
             continue
@@ -202,13 +201,8 @@ async def _plan(
     return plans
 
 
-async def _lookup(services: Services, owner: str, source: StyleFields) -> tuple[LoadedModel, StyleSpec]:
-    # Off the event loop: with a Redis-backed style store, a style_id lookup is network I/O.
-    return await anyio.to_thread.run_sync(resolve_style, source, services.registry, services.store, owner)
-
-
 async def _resolve(services: Services, owner: str, source: StyleFields) -> tuple[LoadedModel, StyleSpec]:
-    chosen, spec = await _lookup(services, owner, source)
+    chosen, spec = await services.resolve(source, owner)
     if spec.image is None:
         return chosen, spec
     reference, embedding = await services.stylist.style_embedding(chosen, spec.image)

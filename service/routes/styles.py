@@ -14,7 +14,6 @@ from service.errors import UnknownStyle
 from service.pipeline import require_kind
 from service.routes import problem_responses
 from service.styles import StyleRecord
-from service.workers import until_disconnect, within_deadline
 
 router = APIRouter(prefix="/v1", tags=["styles"])
 
@@ -75,10 +74,7 @@ async def register_style(
     data = await style.read()
     # A prediction is an image's worth of work: the same queue, deadline and batched predictor as a
     # stylize request with a style image.
-    with services.admission.admit():
-        embed = services.stylist.style_embedding(chosen, data)
-        work = within_deadline(embed, services.settings.request_timeout_s, services.metrics)
-        style_id, embedding = await until_disconnect(work, request.receive, services.metrics)
+    style_id, embedding = await services.one_image(request, lambda: services.stylist.style_embedding(chosen, data))
     vector = [float(x) for x in embedding]
     record, created = await services.pool.run(services.store.put, owner, style_id, vector, chosen.label)
     response.status_code = 201 if created else 200

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 
 from service.auth import Owner
 from service.deps import ServicesDep
 from service.imaging import MEDIA_TYPES
-from service.pipeline import StyleFields, StylizeJob, resolve_style
+from service.pipeline import StyleFields, StylizeJob
 from service.routes import problem_responses
 from service.routes.forms import BlendStyles, BlendWeights, Format, ModelName, PreserveColor, Quality, Strength
-from service.workers import until_disconnect, within_deadline
 
 router = APIRouter(prefix="/v1", tags=["stylize"])
 
@@ -94,8 +92,7 @@ async def stylize(
         weights=weights,
         model=model,
     )
-    # Off the event loop: with a Redis-backed style store, a style_id lookup is network I/O.
-    chosen, spec = await anyio.to_thread.run_sync(resolve_style, fields, services.registry, services.store, owner)
+    chosen, spec = await services.resolve(fields, owner)
     job = StylizeJob(
         model=chosen,
         content=await content.read(),
@@ -106,9 +103,7 @@ async def stylize(
         format=format,
         quality=quality,
     )
-    with services.admission.admit():
-        work = within_deadline(services.stylist.run(job), services.settings.request_timeout_s, services.metrics)
-        result = await until_disconnect(work, request.receive, services.metrics)
+    result = await services.one_image(request, lambda: services.stylist.run(job))
     return Response(
         result.image,
         media_type=result.media_type,
