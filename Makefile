@@ -58,8 +58,10 @@ evaluate: setup  ## the default model vs Gatys at 100 iterations on the shared p
 	$(BIN)/python -m training.evaluate --content $(IMAGES)/content --style $(IMAGES)/style --size 256 \
 		--max-pairs 12 --model-dir $(MODELS)/magenta-mobile/1 --gatys 100 --summary
 
-bench: setup  ## batch cost, the load generator, the peer comparison and the memory run, on this machine (JSON in bench/results/)
+bench: setup  ## batch cost, request cost, the load generator, the peer comparison and the memory run, on this machine (JSON in bench/results/)
 	$(BIN)/python -m bench.batch_cost --out bench/results/batch_cost.json
+	$(BIN)/python -m bench.request_cost --size 1024 --requests 16 --rounds 3 --variant ATELIER_HEAP_REUSE_MIB=32 \
+		--variant ATELIER_HEAP_REUSE_MIB=0 --out bench/results/request_cost.json
 	$(BIN)/python -m bench.load --out bench/results/load.json
 	$(BIN)/python -m bench.peer --rounds 3 --calls 8 --calls-1024 3 --out bench/results/peer.json
 	$(BIN)/python -m bench.memory --out bench/results/memory.json

@@ -29,12 +29,12 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from service.metrics import Metrics
+from service.workers import named_executor
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class MicroBatcher:
         self.max_batch_elements = max_batch_elements
         self.max_wait_s = max_wait_s
         self.metrics = metrics
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="atelier-infer")
+        self._executor = named_executor(threads, "atelier-infer")
         # A batch is taken from its queue only when a thread is free to run it: until then its items
         # stay where cancellation can still drop them, and later arrivals can still join them.
         self._slots = asyncio.Semaphore(threads)

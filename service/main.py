@@ -11,6 +11,7 @@ import anyio
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from service.allocator import reuse_freed_memory
 from service.batching import MicroBatcher
 from service.cache_redis import cache_and_store
 from service.config import Settings
@@ -39,6 +40,7 @@ DESCRIPTION = (
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     metrics: Metrics = app.state.metrics
+    heap_reuse = reuse_freed_memory(settings.heap_reuse_mib * 1024 * 1024)
     registry = await anyio.to_thread.run_sync(ModelRegistry.load, settings)
     for model in registry.all():
         for provider in model.providers:
@@ -76,6 +78,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         "providers": settings.providers,
         "max_batch_size": settings.max_batch_size,
         "max_batch_pixels": batch_pixels,
+        "heap_reuse_mib": settings.heap_reuse_mib if heap_reuse else 0,
     }
     if problem is None:
         log.info("ready", extra=extra)

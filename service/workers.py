@@ -5,7 +5,8 @@
   get 429 with Retry-After at once instead of waiting without limit.
 - ``WorkerPool`` runs CPU-heavy codec work (decode, resize, encode) on threads, off the event loop, in
   a copy of the caller's context so logs in a worker carry the request id. It keeps its own bound as
-  a safety net for callers outside the admission queue (style registration).
+  a safety net for callers outside the admission queue (style registration). Its threads are named
+  ``atelier-codec`` in the OS (``named_executor``; the micro-batcher's are ``atelier-infer``).
 - ``within_deadline`` ends work that overruns its deadline with ``DeadlineExceeded`` (504), and
   ``until_disconnect`` ends work whose client went away with ``ClientClosedRequest`` (499). Either
   way the work is cancelled: queued items leave the micro-batcher and the codec queue unrun.
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import ctypes
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,6 +28,23 @@ from service.metrics import Metrics
 
 T = TypeVar("T")
 Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+PR_SET_NAME = 15  # from linux/prctl.h
+
+
+def named_executor(threads: int, name: str) -> ThreadPoolExecutor:
+    """A thread pool whose threads carry ``name`` in the OS as well as in Python, so ``top -H`` and
+    /proc/<pid>/task/*/comm tell codec threads from inference threads from ONNX Runtime's own."""
+    return ThreadPoolExecutor(
+        max_workers=threads, thread_name_prefix=name, initializer=_name_os_thread, initargs=(name,)
+    )
+
+
+def _name_os_thread(name: str) -> None:
+    if sys.platform.startswith("linux"):
+        # The process's own symbols include the C library's.
+        ctypes.CDLL(None).prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)  # the kernel keeps 15 bytes
 
 
 class Admission:
@@ -55,7 +75,7 @@ class Admission:
 class WorkerPool:
     def __init__(self, workers: int, max_pending: int) -> None:
         self.max_pending = max_pending
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atelier-worker")
+        self._executor = named_executor(workers, "atelier-codec")
         self._pending = 0  # only touched on the event loop
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:

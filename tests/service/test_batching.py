@@ -8,6 +8,7 @@ the same input run alone to 1e-5.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,3 +139,27 @@ def test_cancelled_items_never_run_and_errors_reach_every_caller() -> None:
             await batcher.stop()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux thread names")
+def test_codec_and_inference_threads_carry_their_names_in_the_os(pool: WorkerPool) -> None:
+    """bench.request_cost and `top -H` tell the roles apart by these names."""
+
+    def os_name() -> str:
+        return Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text().strip()
+
+    async def names() -> tuple[str, str]:
+        batcher = MicroBatcher(max_batch_size=1, max_wait_s=0, threads=1, metrics=Metrics())
+        inference: list[str] = []
+
+        def record(x: np.ndarray) -> np.ndarray:
+            inference.append(os_name())
+            return x
+
+        try:
+            await batcher.run(BatchKey("m", "s", ((1,),)), record, np.zeros((1, 1), np.float32))
+            return await pool.run(os_name), inference[0]
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(names()) == ("atelier-codec", "atelier-infer")

@@ -1,0 +1,60 @@
+"""The allocator setting: with it, a freed image-sized buffer stays in the heap for the next request.
+
+Each case runs in a fresh interpreter: glibc's thresholds are process-wide and cannot be put back.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from service.allocator import MMAP_THRESHOLD_MAX, reuse_freed_memory
+
+# A 20 MiB malloc, as a 1024x1024 float image with a margin: is it mmapped, and is it kept once freed?
+PROBE = """
+import ctypes, ctypes.util, json, sys
+from service.allocator import reuse_freed_memory
+
+class Info(ctypes.Structure):
+    names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+    _fields_ = [(name, ctypes.c_size_t) for name in names.split()]
+
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.mallinfo2.restype = Info
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+applied = reuse_freed_memory(int(sys.argv[1]))
+size = 20 * 1024 * 1024
+before = libc.mallinfo2().hblks
+buffer = libc.malloc(size)
+ctypes.memset(buffer, 1, size)
+mmapped = libc.mallinfo2().hblks - before
+libc.free(buffer)
+print(json.dumps({"applied": applied, "mmapped": mmapped, "free_in_heap": libc.mallinfo2().fordblks}))
+"""
+
+
+def probe(threshold: int) -> dict[str, int]:
+    done = subprocess.run([sys.executable, "-c", PROBE, str(threshold)], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_big_buffers_come_from_the_heap_and_stay_there_when_freed() -> None:
+    default = probe(0)
+    assert default == {"applied": False, "mmapped": 1, "free_in_heap": default["free_in_heap"]}
+    assert default["free_in_heap"] < 20 * 1024 * 1024  # the mapping went back to the kernel
+
+    tuned = probe(MMAP_THRESHOLD_MAX)
+    assert tuned["applied"] is True
+    assert tuned["mmapped"] == 0
+    assert tuned["free_in_heap"] >= 20 * 1024 * 1024  # the next request's buffer is already paged in
+
+
+@pytest.mark.parametrize("threshold", [-1, MMAP_THRESHOLD_MAX + 1])
+def test_thresholds_glibc_would_refuse_are_refused_here(threshold: int) -> None:
+    with pytest.raises(ValueError, match="mmap threshold"):
+        reuse_freed_memory(threshold)
