@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import sys
 import threading
 import time
@@ -37,6 +38,7 @@ from redis.retry import Retry
 
 from service.cache import EmbeddingCache, LruEmbeddingCache
 from service.config import Settings
+from service.errors import StylesUnavailable
 from service.metrics import Metrics
 from service.styles import StyleRecord, StyleStore
 
@@ -157,7 +159,8 @@ class SharedStyleStore(StyleStore):
 
     Redis decides which registration wins (HSETNX), so every replica returns the same ``created``.
     A style registered while Redis is unreachable is kept locally and published once it is back.
-    Listing merges Redis with the local records; while Redis is down it lists the local ones only.
+    Listing merges Redis with the local records; while Redis is down it lists the local ones only, and
+    looking up a style this replica has not seen is ``StylesUnavailable`` (503, retry), not a 404.
     """
 
     def __init__(self, root: Path, backend: RedisBackend) -> None:
@@ -174,7 +177,11 @@ class SharedStyleStore(StyleStore):
         try:
             raw = self.backend.run("style_get", lambda c: c.hget(STYLES_PREFIX + owner, style_id))
         except BackendUnavailable:
-            return None
+            raise StylesUnavailable(
+                f"style {style_id[:80]!r} is not on this replica and the shared style registry is unreachable; "
+                "retry shortly",
+                retry_after_s=math.ceil(self.backend.retry_s),
+            ) from None
         if raw is None:
             return None
         return self.adopt(owner, StyleRecord.model_validate_json(raw))

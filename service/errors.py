@@ -17,6 +17,8 @@ Hierarchy (status code in brackets)::
     ├── Overloaded [429]            the bounded queue is full; carries Retry-After
     ├── ClientClosedRequest [499]   the client went away before its answer; its queued work was dropped
     ├── NotReady [503]              models still loading, or the requested execution provider is not active
+    ├── StylesUnavailable [503]     a style this replica has not seen, while the shared registry (Redis) is
+    │                               unreachable: it may exist; carries Retry-After
     └── DeadlineExceeded [504]      the request's deadline (ATELIER_REQUEST_TIMEOUT_S) passed before its answer
 
 Routes and library code raise these; ``problem_response`` renders every error, including FastAPI's
@@ -117,6 +119,14 @@ class DeadlineExceeded(AtelierError):
 
 class NotReady(AtelierError):
     status, slug, title = 503, "not-ready", "Service not ready"
+
+
+class StylesUnavailable(AtelierError):
+    # Not a 404: the style may well be registered, through another replica; a retry can find it.
+    status, slug, title = 503, "styles-unavailable", "Shared style registry unavailable"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
 
 
 class Problem(BaseModel):

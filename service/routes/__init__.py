@@ -14,7 +14,8 @@ _DESCRIPTIONS = {
     415: "Not a JPEG, PNG, WebP, GIF, BMP or TIFF image, or bytes that do not decode",
     422: "A field out of range or of the wrong type",
     429: "The bounded queue is full: retry after Retry-After seconds",
-    503: "Not ready: models loading or the requested execution provider inactive",
+    503: "Not ready (models loading, the requested execution provider inactive), or a style this replica "
+    "has not seen while the shared style registry is unreachable: retry after Retry-After seconds",
     504: "The request's deadline passed before its answer was ready",
 }
 

@@ -110,7 +110,7 @@ async def list_styles(
     "/styles/{style_id}",
     response_model=StyleRecord,
     summary="A registered style and its embedding",
-    responses=problem_responses(401, 404, 422),
+    responses=problem_responses(401, 404, 422, 503),
 )
 async def get_style(services: ServicesDep, owner: Owner, style_id: Annotated[str, Path(max_length=128)]) -> StyleRecord:
     record = await anyio.to_thread.run_sync(services.store.get, owner, style_id)

@@ -11,6 +11,7 @@ import pytest
 
 from service.cache import LruEmbeddingCache
 from service.cache_redis import RedisBackend, RedisEmbeddingCache, SharedStyleStore
+from service.errors import StylesUnavailable
 from service.metrics import Metrics
 from tests.deploy.conftest import RedisServer
 from tests.service.conftest import _free_port
@@ -80,3 +81,14 @@ def test_registered_styles_are_shared_and_agree_on_their_record(redis_server: Re
     assert stores[2].get("someone-else", style_id) is None
     records, total = stores[1].page("public", 0, 10)
     assert total == 1 and records == [first]
+
+
+def test_an_unseen_style_is_unavailable_not_unknown_while_redis_is_down(tmp_path: Path):
+    """Another replica may have registered it: a 503 with Retry-After says retry, a 404 would say it is gone."""
+    dead, _ = backend(f"redis://127.0.0.1:{_free_port()}/0")
+    store = SharedStyleStore(tmp_path, dead)
+    seen, _ = store.put("public", "6" * 64, [0.25] * 3, "magenta-mobile/1")  # kept locally, published later
+    assert store.get("public", "6" * 64) == seen
+    with pytest.raises(StylesUnavailable) as raised:
+        store.get("public", "7" * 64)
+    assert raised.value.status == 503 and raised.value.headers == {"Retry-After": "2"}

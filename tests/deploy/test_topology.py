@@ -218,7 +218,11 @@ def test_redis_down_mid_run_keeps_serving(topology: Topology, registered: dict, 
     created = httpx.post(first.url + "/v1/styles", files={"style": new_style}, timeout=60)
     assert created.status_code == 201
     new_id = created.json()["id"]
-    assert httpx.get(f"{second.url}/v1/styles/{new_id}", timeout=10).status_code == 404  # not shared yet
+    # Not shared yet, and the second replica cannot ask Redis: "retry", not "no such style".
+    topology.expected_errors.append((503, "/v1/styles/{style_id}"))
+    unseen = httpx.get(f"{second.url}/v1/styles/{new_id}", timeout=10)
+    assert unseen.status_code == 503 and unseen.json()["type"].endswith("styles-unavailable")
+    assert unseen.headers["retry-after"] == "1"  # ATELIER_REDIS_RETRY_S=0.5, rounded up
 
     topology.redis.start()  # same port and data dir: the earlier registrations come back from the AOF
     # Each replica skips Redis for ATELIER_REDIS_RETRY_S after a failure; wait until both have seen it back.
