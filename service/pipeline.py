@@ -96,7 +96,7 @@ def resolve_style(
         model = require_kind(registry.get(fields.model), "arbitrary", "a style image")
         return model, StyleSpec(reference="", image=fields.style)
     if fields.style_id is not None:
-        record = _lookup(store, owner, fields.style_id.strip())
+        record = lookup_style(store, owner, fields.style_id.strip())
         model = _model_for_styles(registry, fields.model, [record.model])
         return model, StyleSpec(reference=record.id, embedding=np.asarray(record.embedding, np.float32))
     if fields.preset is not None:
@@ -125,13 +125,14 @@ def _resolve_blend(
         rows = [one_hot(i, _size(model)) for i in indices]
         names = [f"{PRESET_PREFIX}{_preset_name(model, i)}" for i in indices]
         return model, StyleSpec(reference=",".join(names), embedding=blend(rows, weights))
-    records = [_lookup(store, owner, item) for item in items]
+    records = [lookup_style(store, owner, item) for item in items]
     model = _model_for_styles(registry, model_ref, [r.model for r in records])
     vectors = [np.asarray(r.embedding, np.float32) for r in records]
     return model, StyleSpec(reference=",".join(r.id for r in records), embedding=blend(vectors, weights))
 
 
-def _lookup(store: StyleStore, owner: str, style_id: str) -> StyleRecord:
+def lookup_style(store: StyleStore, owner: str, style_id: str) -> StyleRecord:
+    """A registered style visible to ``owner``; ``UnknownStyle`` (404) when there is none."""
     record = store.get(owner, style_id)
     if record is None:
         raise UnknownStyle(f"no registered style {style_id[:80]!r}; register one with POST /v1/styles")

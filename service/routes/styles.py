@@ -10,8 +10,7 @@ from pydantic import BaseModel, Field
 
 from service.auth import Owner
 from service.deps import ServicesDep
-from service.errors import UnknownStyle
-from service.pipeline import require_kind
+from service.pipeline import lookup_style, require_kind
 from service.routes import problem_responses
 from service.styles import StyleRecord
 
@@ -113,10 +112,7 @@ async def list_styles(
     responses=problem_responses(401, 404, 422, 503),
 )
 async def get_style(services: ServicesDep, owner: Owner, style_id: Annotated[str, Path(max_length=128)]) -> StyleRecord:
-    record = await anyio.to_thread.run_sync(services.store.get, owner, style_id)
-    if record is None:
-        raise UnknownStyle(f"no registered style {style_id!r}")
-    return record
+    return await anyio.to_thread.run_sync(lookup_style, services.store, owner, style_id)
 
 
 @router.get("/models", response_model=list[ModelInfo], summary="Loaded models", responses=problem_responses(401, 422))
