@@ -47,7 +47,9 @@ def reset_request_id(token: contextvars.Token[str]) -> None:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, msg, request_id and any ``extra`` fields."""
+    """One JSON object per line: ts, level, logger, msg, request_id, pid and any ``extra`` fields.
+
+    The pid tells apart the processes of one server (``ATELIER_PROCESSES``), which share its log."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -56,6 +58,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
             "request_id": _request_id.get(),
+            "pid": record.process,
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):

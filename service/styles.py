@@ -1,8 +1,10 @@
 """Registered styles: content-addressed embeddings kept on disk, one JSON file per style.
 
 Layout: ``<style_dir>/<owner>/<id>.json``. The owner is ``public`` when API keys are off and a hash of
-the key otherwise, so a style is visible only to the key that registered it. The files are read once
-at start-up into an in-memory index; writes go to disk first (atomically) and then to the index.
+the key otherwise, so a style is visible only to the key that registered it. The files are read at
+start-up into an in-memory index; writes go to disk first (atomically) and then to the index. The
+files are also what the processes of one server share (``ATELIER_PROCESSES``): a lookup that misses
+the index, and every listing, picks up files another process wrote since.
 """
 
 from __future__ import annotations
@@ -41,26 +43,23 @@ class StyleStore:
         self.root = root
         self._lock = threading.Lock()
         self._index: dict[str, dict[str, StyleRecord]] = {}
+        self._unreadable: set[Path] = set()
 
     def load(self) -> int:
         """Read every stored style into memory; unreadable files are logged and skipped."""
-        count = 0
         if not self.root.is_dir():
             return 0
-        for owner_dir in sorted(p for p in self.root.iterdir() if p.is_dir() and _OWNER.match(p.name)):
-            for path in sorted(owner_dir.glob("*.json")):
-                try:
-                    record = StyleRecord.model_validate_json(path.read_bytes())
-                except (OSError, ValidationError) as exc:
-                    log.warning("skipping unreadable style file %s: %s", path, exc)
-                    continue
-                self._index.setdefault(owner_dir.name, {})[record.id] = record
-                count += 1
-        return count
+        owners = sorted(p.name for p in self.root.iterdir() if p.is_dir() and _OWNER.match(p.name))
+        return sum(self._index_new_files(owner) for owner in owners)
 
     def get(self, owner: str, style_id: str) -> StyleRecord | None:
         with self._lock:
-            return self._index.get(owner, {}).get(style_id)
+            record = self._index.get(owner, {}).get(style_id)
+        if record is None and _ID.match(style_id) and _OWNER.match(owner):  # user text never reaches a path
+            # Another process of this server (ATELIER_PROCESSES > 1) may have registered it since start-up:
+            # the files are what the processes share. A miss costs one failed open of a small file.
+            record = self._index_file(owner, self.root / owner / f"{style_id}.json")
+        return record if record is not None and record.id == style_id else None
 
     def put(self, owner: str, style_id: str, embedding: list[float], model: str) -> tuple[StyleRecord, bool]:
         """Register a style; returns the stored record and whether it was new."""
@@ -85,9 +84,31 @@ class StyleStore:
 
     def page(self, owner: str, offset: int, limit: int) -> tuple[list[StyleRecord], int]:
         """Styles of one owner, oldest first, and their total count."""
+        if _OWNER.match(owner):
+            self._index_new_files(owner)  # registered by another process of this server since start-up
         with self._lock:
             records = sorted(self._index.get(owner, {}).values(), key=lambda r: (r.created, r.id))
         return records[offset : offset + limit], len(records)
+
+    def _index_new_files(self, owner: str) -> int:
+        """Index the owner's style files not indexed yet; returns how many were added."""
+        with self._lock:
+            known, unreadable = set(self._index.get(owner, {})), set(self._unreadable)
+        new = [p for p in sorted((self.root / owner).glob("*.json")) if p.stem not in known and p not in unreadable]
+        return sum(self._index_file(owner, path) is not None for path in new)
+
+    def _index_file(self, owner: str, path: Path) -> StyleRecord | None:
+        try:
+            record = StyleRecord.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValidationError) as exc:
+            log.warning("skipping unreadable style file %s: %s", path, exc)
+            with self._lock:
+                self._unreadable.add(path)  # warned once, not at every listing
+            return None
+        with self._lock:
+            return self._index.setdefault(owner, {}).setdefault(record.id, record)
 
     def _write(self, owner: str, record: StyleRecord) -> None:
         folder = self.root / owner

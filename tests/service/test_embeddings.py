@@ -112,3 +112,22 @@ def test_style_store_persists_scopes_and_pages(tmp_path: Path) -> None:
     assert reloaded.get("public", ids[3]) == store.get("public", ids[3])
     (tmp_path / "public" / "broken.json").write_text("{not json")
     assert StyleStore(tmp_path).load() == 5
+
+
+def test_style_store_sees_styles_another_process_registered(tmp_path: Path) -> None:
+    # Two stores on one folder, as the processes of one server (ATELIER_PROCESSES > 1) are.
+    first, second = StyleStore(tmp_path), StyleStore(tmp_path)
+    assert first.load() == second.load() == 0
+    ids = [f"{i:064x}" for i in range(3)]
+    first.put("public", ids[0], [1.0], "m/1")
+    found = second.get("public", ids[0])
+    assert found is not None and found == first.get("public", ids[0])
+    first.put("public", ids[1], [2.0], "m/1")
+    first.put("public", ids[2], [3.0], "m/1")
+    page, total = second.page("public", 0, 10)
+    assert total == 3 and [r.id for r in page] == ids
+    assert second.get("public", f"{9:064x}") is None
+    assert second.get("public", "../" + ids[0]) is None  # not an id: never becomes a path
+    (tmp_path / "public" / f"{7:064x}.json").write_text("{not json")
+    assert second.get("public", f"{7:064x}") is None
+    assert second.page("public", 0, 10)[1] == 3
