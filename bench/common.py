@@ -39,7 +39,8 @@ def _free_port() -> int:
 
 @contextmanager
 def serve(workdir: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """`python -m service` on a free loopback port until the block ends; waits for /readyz (90 s at most)."""
+    """`python -m service` on a free loopback port until the block ends; waits (90 s at most) until every
+    one of its processes is ready."""
     port = _free_port()
     full_env = {
         **os.environ,
@@ -50,19 +51,19 @@ def serve(workdir: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
         "PORT": str(port),
         **(env or {}),
     }
-    log = (workdir / f"server-{port}.log").open("wb")
+    processes = int(full_env.get("ATELIER_PROCESSES", "1"))
+    if processes > 1:
+        # /readyz answers once one process is up; the others' "ready" log lines (INFO) tell the rest.
+        full_env["ATELIER_LOG_LEVEL"] = "INFO"
+    log_path = workdir / f"server-{port}.log"
+    log = log_path.open("wb")
     process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=full_env, stdout=log, stderr=log)
     server = Server(f"http://127.0.0.1:{port}", process)
     try:
         deadline = time.monotonic() + 90
-        while True:
+        while not _ready(server, log_path, processes):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the service did not start; see {log.name}")
-            try:
-                if httpx.get(server.url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
             time.sleep(0.2)
         yield server
     finally:
@@ -73,6 +74,15 @@ def serve(workdir: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
             process.kill()
             process.wait()
         log.close()
+
+
+def _ready(server: Server, log_path: Path, processes: int) -> bool:
+    try:
+        if httpx.get(server.url + "/readyz", timeout=2).status_code != 200:
+            return False
+    except httpx.TransportError:
+        return False
+    return processes == 1 or log_path.read_text(errors="replace").count('"msg": "ready"') >= processes
 
 
 def square_jpeg(path: Path, side: int, quality: int = 90) -> bytes:

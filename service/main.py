@@ -52,8 +52,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     embedder = Embedder(cache, metrics, settings.max_pixels, settings.min_image_side)
     pool = WorkerPool(settings.codec_threads, settings.max_pending)
     batch_pixels = settings.batch_pixels(registry.on_gpu)
+    batch_size = settings.batch_size(registry.on_gpu)
     batcher = MicroBatcher(
-        settings.max_batch_size,
+        batch_size,
         settings.max_batch_wait_ms / 1000,
         settings.inference_threads,
         metrics,
@@ -76,7 +77,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         "models": [m.label for m in registry.all()],
         "styles": loaded,
         "providers": settings.providers,
-        "max_batch_size": settings.max_batch_size,
+        "max_batch_size": batch_size,
         "max_batch_pixels": batch_pixels,
         "heap_reuse_mib": settings.heap_reuse_mib if heap_reuse else 0,
     }
@@ -92,6 +93,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool.shutdown()
         if redis_backend is not None:
             redis_backend.close()
+        metrics.process_exited()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -3,17 +3,30 @@
 In the spirit of Triton's metrics: requests and latency per route, time spent queued for a worker,
 in the predictor, in the transformer and in image codecs, embedding-cache hits and misses, and an
 info gauge naming each model, its version and its active execution provider.
+
+A server of several processes (``ATELIER_PROCESSES``) runs prometheus_client's multiprocess mode:
+``python -m service`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before it starts them,
+each process's metrics live in files there, and ``/metrics`` from any process adds them up, so a
+scrape sees the whole server whichever process answers. Gauges say how: jobs in flight and cache
+entries are summed over the live processes, Redis is up only if every process sees it, a model is
+loaded if any process has it.
 """
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own setting; read when it is imported
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class Metrics:
     def __init__(self) -> None:
+        self.multiprocess_dir = os.environ.get(MULTIPROCESS_DIR)
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -55,18 +68,24 @@ class Metrics:
         self.cache_misses = Counter(
             "atelier_embedding_cache_misses_total", "style embeddings computed by the predictor", ["model"], registry=r
         )
-        self.cache_entries = Gauge("atelier_embedding_cache_entries", "embeddings held in the cache", registry=r)
+        self.cache_entries = Gauge(
+            "atelier_embedding_cache_entries", "embeddings held in the cache", multiprocess_mode="livesum", registry=r
+        )
         self.backend_up = Gauge(
             "atelier_cache_backend_up",
             "1 while the shared backend (Redis) answers; 0 while the replica serves from local state",
             ["backend"],
+            multiprocess_mode="livemin",
             registry=r,
         )
         self.backend_errors = Counter(
             "atelier_cache_backend_errors_total", "failed calls to the shared backend", ["backend", "op"], registry=r
         )
         self.in_flight = Gauge(
-            "atelier_jobs_in_flight", "images admitted to the bounded queue, queued or running", registry=r
+            "atelier_jobs_in_flight",
+            "images admitted to the bounded queue, queued or running",
+            multiprocess_mode="livesum",
+            registry=r,
         )
         self.batch_size = Histogram(
             "atelier_batch_size",
@@ -82,8 +101,18 @@ class Metrics:
             "atelier_model_info",
             "1 for each loaded model version, with its kind and active execution provider",
             ["model", "version", "kind", "provider"],
+            multiprocess_mode="livemax",
             registry=r,
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=self.multiprocess_dir)
+        return generate_latest(merged)
+
+    def process_exited(self) -> None:
+        """Drop this process's live gauges from the server's sums (multiprocess mode; its counters stay)."""
+        if self.multiprocess_dir is not None:
+            mark_process_dead(os.getpid(), self.multiprocess_dir)

@@ -38,6 +38,13 @@ def wants_cuda(preference: ProviderPreference) -> bool:
     return preference == "cuda" or (preference == "auto" and CUDA in ort.get_available_providers())
 
 
+def cuda_device_present(preference: ProviderPreference) -> bool:
+    """Whether CUDA will run the models, as far as can be told before any session exists: the
+    preference allows it and the machine has an NVIDIA device. ONNX Runtime lists the CUDA provider
+    wherever onnxruntime-gpu is installed, GPU or not; the sessions themselves say what is active."""
+    return wants_cuda(preference) and any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 @dataclass(frozen=True)
 class TensorNames:
     inputs: tuple[str, ...]

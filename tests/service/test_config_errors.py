@@ -10,6 +10,7 @@ import pytest
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
+from service import config
 from service.config import Settings
 from service.errors import (
     AtelierError,
@@ -27,6 +28,7 @@ from service.errors import (
     UnsupportedImage,
     _unwrap_body_error,
 )
+from service.runtime import cuda_device_present
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,6 +58,30 @@ def test_batch_pixels_suit_the_device_unless_configured(monkeypatch: pytest.Monk
     monkeypatch.setenv("ATELIER_MAX_BATCH_PIXELS", "0")
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_batch_size_suits_the_device_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A GPU runs images one at a time unless told otherwise: there the batcher lowered throughput.
+    assert Settings().batch_size(on_gpu=False) == 8 and Settings().batch_size(on_gpu=True) == 1
+    monkeypatch.setenv("ATELIER_MAX_BATCH_SIZE", "4")
+    assert Settings().batch_size(on_gpu=False) == Settings().batch_size(on_gpu=True) == 4
+
+
+def test_process_count_is_one_on_a_cpu_and_one_per_four_cores_up_to_four_on_a_gpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert not cuda_device_present("cpu")
+    monkeypatch.setenv("ATELIER_PROVIDERS", "cpu")
+    assert Settings().process_count == 1
+    monkeypatch.setattr(config, "cuda_device_present", lambda preference: preference != "cpu")
+    assert Settings().process_count == 1  # the CPU was asked for
+    monkeypatch.setenv("ATELIER_PROVIDERS", "auto")
+    for cores, processes in ((16, 4), (64, 4), (8, 2), (2, 1)):
+        monkeypatch.setattr(config, "usable_cores", lambda cores=cores: cores)
+        assert Settings().process_count == processes, cores
+        assert Settings().ort_intra_op_threads == max(1, cores // processes)
+    monkeypatch.setenv("ATELIER_PROCESSES", "3")
+    assert Settings().process_count == 3
 
 
 def test_error_statuses() -> None:

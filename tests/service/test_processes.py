@@ -2,26 +2,64 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.service.conftest import start_server, stop_server
 
 
 @pytest.mark.slow
-def test_two_processes_serve_and_both_log_json_lines(model_repository: Path, tmp_path: Path,
-                                                     content_path: Path) -> None:
+def test_two_processes_serve_share_styles_and_both_log_json_lines(
+    model_repository: Path, tmp_path: Path, content_path: Path, style_paths: list[Path]
+) -> None:
     server = start_server(model_repository, tmp_path, {"ATELIER_PROCESSES": "2", "ATELIER_WORKERS": "1"})
+    content = content_path.read_bytes()
     try:
+        # /readyz answers once one process is ready; the style must be registered after both have
+        # read the style folder at start-up, so that only the shared files can tell the other one.
+        deadline = time.monotonic() + 60
+        while sum(line.get("msg") == "ready" for line in server.log_lines()) < 2:
+            assert time.monotonic() < deadline, "the second process never got ready"
+            time.sleep(0.2)
         with server.client() as client:
-            for _ in range(4):
-                reply = client.post("/v1/stylize", files={"content": content_path.read_bytes()},
-                                    data={"preset": "3", "max_side": "64"})
+            reply = client.post("/v1/styles", files={"style": style_paths[0].read_bytes()})
+            assert reply.status_code == 201, reply.text
+            style_id = reply.json()["id"]
+        # A new connection each time, so the kernel hands them to either process; a style registered
+        # in one is found by the other.
+        for _ in range(12):
+            with server.client() as client:
+                reply = client.post("/v1/stylize", files={"content": content},
+                                    data={"style_id": style_id, "max_side": "64"})
                 assert reply.status_code == 200, reply.text
+                listed = client.get("/v1/styles").json()
+                assert [s["id"] for s in listed["items"]] == [style_id], listed
+        # Whichever process answers a scrape reports the whole server.
+        for _ in range(4):
+            with server.client() as client:
+                samples = scrape(client.get("/metrics").text)
+            assert samples[("atelier_http_requests_total", (("method", "POST"), ("route", "/v1/stylize"),
+                                                            ("status", "200")))] == 12
+            assert samples[("atelier_jobs_in_flight", ())] == 0
+            loaded = {labels for name, labels in samples if name == "atelier_model_info"}
+            assert loaded and all("pid" not in dict(labels) for labels in loaded), loaded
     finally:
         stop_server(server)
     lines = server.log_lines()
     # each child logs "ready" once its models are loaded, as a JSON line like every other
-    assert sum(line.get("msg") == "ready" for line in lines) == 2, lines[-10:]
-    assert sum(line.get("route") == "/v1/stylize" and line.get("status") == 200 for line in lines) == 4
+    ready = {line["pid"] for line in lines if line.get("msg") == "ready"}
+    assert len(ready) == 2, lines[-10:]
+    served = [line["pid"] for line in lines if line.get("route") == "/v1/stylize" and line.get("status") == 200]
+    assert len(served) == 12 and set(served) == ready, served
+
+
+def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Prometheus text -> {(sample name, sorted labels): value}."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
