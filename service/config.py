@@ -6,6 +6,7 @@ CUDA chosen automatically, no API keys. The README's configuration table lists t
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -177,8 +178,30 @@ class Settings(BaseSettings):
 
 
 def usable_cores() -> int:
-    """Cores this process may run on (the affinity mask, as containers and taskset set it)."""
+    """Cores this process may use: those it may run on (the affinity mask: taskset, cpusets), capped by
+    its CPU quota (Docker's --cpus, Kubernetes' CPU limit), which leaves the affinity mask alone."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cpu_quota_cores()
+    return min(cores, quota) if quota is not None else cores
+
+
+def cpu_quota_cores(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """This process's CPU quota in whole cores, rounded up; None where it has none.
+
+    cgroup v2 keeps it in ``cpu.max`` ("<quota> <period>" or "max <period>"), v1 in
+    ``cpu/cpu.cfs_quota_us`` (-1 for none) and ``cpu/cpu.cfs_period_us``.
+    """
+    try:
+        quota, period = (cgroup_root / "cpu.max").read_text().split()
+    except (OSError, ValueError):
+        try:
+            quota = (cgroup_root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup_root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    if quota in ("max", "-1"):
+        return None
+    return max(1, math.ceil(int(quota) / int(period)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,23 @@ def test_batch_size_suits_the_device_unless_configured(monkeypatch: pytest.Monke
     assert Settings().batch_size(on_gpu=False) == 8 and Settings().batch_size(on_gpu=True) == 1
     monkeypatch.setenv("ATELIER_MAX_BATCH_SIZE", "4")
     assert Settings().batch_size(on_gpu=False) == Settings().batch_size(on_gpu=True) == 4
+
+
+def test_cpu_quota_caps_usable_cores(tmp_path: Path) -> None:
+    assert config.cpu_quota_cores(tmp_path) is None  # no cgroup files
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert config.cpu_quota_cores(tmp_path) is None  # cgroup v1, no quota
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("250000\n")
+    assert config.cpu_quota_cores(tmp_path) == 3  # 2.5 cores, rounded up
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert config.cpu_quota_cores(tmp_path) is None  # cgroup v2 says no quota, and wins
+    (tmp_path / "cpu.max").write_text("400000 100000\n")
+    assert config.cpu_quota_cores(tmp_path) == 4
+    (tmp_path / "cpu.max").write_text("50000 100000\n")
+    assert config.cpu_quota_cores(tmp_path) == 1
+    assert 1 <= config.usable_cores() <= len(os.sched_getaffinity(0))
 
 
 def test_process_count_is_one_on_a_cpu_and_one_per_four_cores_up_to_four_on_a_gpu(
