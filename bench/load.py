@@ -110,8 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         servers = start_servers(batch_sizes, Path(tmp), stack)
         for size in sizes:
             files = {"content": _content(size)}
-            for url, data in servers.values():  # warm-up: each server's first runs of this shape
-                asyncio.run(drive(url, files, data, concurrency=2, count=4, seconds=30))
+            # Warm-up at the highest concurrency: the first run of each shape, batch sizes included,
+            # allocates what later runs reuse (on a GPU also a cuDNN algorithm choice), in every
+            # process of a server. Left in a short cell, those first runs weigh on whichever setting
+            # forms more shapes: batching.
+            warm = max(concurrency)
+            for url, data in servers.values():
+                asyncio.run(drive(url, files, data, concurrency=warm, count=2 * warm, seconds=60))
             # The bare model before, between and after the rounds of this size's HTTP cells, and the
             # batching settings alternating cell by cell: the machine is shared, and its drift should
             # hit every column. Each figure is then a median over rounds.

@@ -148,12 +148,10 @@ class Settings(BaseSettings):
     def batch_size(self, on_gpu: bool) -> int:
         """Most items in one run: the configured number, else 8 on a CPU and 1 (no batching) on a GPU.
 
-        On a CPU small images share runs where that pays (``batch_pixels``). On an H200 the batcher
-        lowered throughput at every size measured (256, 512 and 1024 pixels, fp32 and fp16, one and
-        four processes, concurrency 16 and 32): with four processes and concurrency 16, 296 against
-        498 images/s at 256, 182 against 336 at 512, 119 against 144 at 1024. Independent runs from
-        several processes already overlap on the GPU, and a batch makes its callers wait for each
-        other, then crowd the codec threads together.
+        On a CPU small images share runs where that pays (``batch_pixels``). On an H200 batching
+        raised throughput in no configuration measured: 1-7% below batching off with one process at
+        1024x1024 (fp32 and fp16, warmed up), and lower still with four processes, where independent
+        runs already overlap on the GPU (README, Performance).
         """
         if self.max_batch_size is not None:
             return self.max_batch_size

@@ -11,4 +11,4 @@ mkdir -p /var/tmp/ort && cp .cache/gpu/p4/part_04 /var/tmp/ort/
 export ATELIER_IMAGE_DIR=$PWD/.cache/gpu/images
 bash bench/gpu/ort_batching.sh .cache/gpu/p4 --size 1024 --batches 1,4,8,16 --seconds 2
 PRECISIONS="fp32=models fp16=.cache/gpu/models-fp16" PROCESSES="1 4" bash bench/gpu/service_batching.sh \
-  --concurrency 16,32 --requests 160 --seconds 6 --rounds 2
+  --concurrency 16,32 --requests 160 --seconds 6 --rounds 3
