@@ -77,6 +77,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         "models": [m.label for m in registry.all()],
         "styles": loaded,
         "providers": settings.providers,
+        "processes": settings.process_count,
         "max_batch_size": batch_size,
         "max_batch_pixels": batch_pixels,
         "heap_reuse_mib": settings.heap_reuse_mib if heap_reuse else 0,

@@ -50,7 +50,7 @@ def test_two_processes_serve_share_styles_and_both_log_json_lines(
         stop_server(server)
     lines = server.log_lines()
     # each child logs "ready" once its models are loaded, as a JSON line like every other
-    ready = {line["pid"] for line in lines if line.get("msg") == "ready"}
+    ready = {line["pid"] for line in lines if line.get("msg") == "ready" and line["processes"] == 2}
     assert len(ready) == 2, lines[-10:]
     served = [line["pid"] for line in lines if line.get("route") == "/v1/stylize" and line.get("status") == 200]
     assert len(served) == 12 and set(served) == ready, served
