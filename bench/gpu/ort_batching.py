@@ -78,10 +78,14 @@ def uint8_io(path: Path) -> bytes:
     return model.SerializeToString()
 
 
+def host_pixels(tensor: np.ndarray) -> np.ndarray:
+    """float [N,3,H,W] in [0, 1] -> uint8 [N,H,W,3], rounded on the host."""
+    return np.round(np.clip(tensor * 255, 0, 255)).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
 def batched_feeds(content: np.ndarray, embedding: np.ndarray, batch: int, uint8: bool) -> dict[str, np.ndarray]:
     if uint8:
-        pixels = np.round(np.clip(content * 255, 0, 255)).astype(np.uint8).transpose(0, 2, 3, 1)
-        return {"content_uint8": np.repeat(pixels, batch, 0), "embedding": np.repeat(embedding, batch, 0)}
+        return {"content_uint8": np.repeat(host_pixels(content), batch, 0), "embedding": np.repeat(embedding, batch, 0)}
     return {"content_image": np.repeat(content, batch, 0), "embedding": np.repeat(embedding, batch, 0)}
 
 
@@ -126,7 +130,7 @@ def main() -> int:
         if args.uint8:
             sess = session(uint8_io(path))
             pixels = sess.run(None, batched_feeds(content, embedding, 1, True))[0]
-            on_host = np.round(np.clip(outputs[precision] * 255, 0, 255)).astype(np.uint8).transpose(0, 2, 3, 1)
+            on_host = host_pixels(outputs[precision]).astype(int)
             report["results"][f"{precision}_uint8"] = {  # type: ignore[index]
                 "provider": sess.get_providers()[0],
                 "max_levels_from_host_rounding": int(np.abs(pixels.astype(int) - on_host).max()),
