@@ -28,7 +28,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.common import IMAGES, MODELS, drive, emit, environment, register_style, serve, square_jpeg, summary
+from bench.common import (
+    IMAGES,
+    MODELS,
+    cached_style_form,
+    drive,
+    emit,
+    environment,
+    serve,
+    square_jpeg,
+    summary,
+    warm_up,
+)
 from service import imaging
 from service.config import Settings
 from service.registry import LoadedModel, load_model
@@ -80,8 +91,7 @@ def start_servers(batch_sizes: list[int], workdir: Path, stack: ExitStack) -> di
         folder = workdir / f"batch{batch_size}"
         folder.mkdir()
         server = stack.enter_context(serve(folder, env))
-        style_id = register_style(server.url, (IMAGES / "style" / "starry_night.jpg").read_bytes())
-        servers[batch_size] = (server.url, {"style_id": style_id, "format": "jpeg", "quality": "90"})
+        servers[batch_size] = (server.url, cached_style_form(server.url))
     return servers
 
 
@@ -110,13 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         servers = start_servers(batch_sizes, Path(tmp), stack)
         for size in sizes:
             files = {"content": _content(size)}
-            # Warm-up at the highest concurrency: the first run of each shape, batch sizes included,
-            # allocates what later runs reuse (on a GPU also a cuDNN algorithm choice), in every
-            # process of a server. Left in a short cell, those first runs weigh on whichever setting
-            # forms more shapes: batching.
-            warm = max(concurrency)
             for url, data in servers.values():
-                asyncio.run(drive(url, files, data, concurrency=warm, count=2 * warm, seconds=60))
+                warm_up(url, files, data, max(concurrency))
             # The bare model before, between and after the rounds of this size's HTTP cells, and the
             # batching settings alternating cell by cell: the machine is shared, and its drift should
             # hit every column. Each figure is then a median over rounds.

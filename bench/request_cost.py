@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.request_cost [--size 1024] [--concurrency 1] [--requests 24] \\
         [--variant ATELIER_HEAP_REUSE_MIB=32 --variant ATELIER_HEAP_REUSE_MIB=0] [--out F]
 
-Starts `python -m service` once per ``--variant`` (environment assignments, comma-separated, on top of
+Starts `python -m service` (one process) once per ``--variant`` (environment assignments, comma-separated, on top of
 the bench's own), drives ``--requests`` stylize requests (a registered style, JPEG in and out) at
 ``--concurrency``, and reads the server's per-thread CPU time and minor page faults from /proc before
 and after. Roles come from the OS thread names the service gives its pools: ``event_loop`` (the main
@@ -26,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import IMAGES, drive, emit, environment, register_style, serve, square_jpeg
+from bench.common import IMAGES, cached_style_form, drive, emit, environment, serve, square_jpeg, warm_up
 
 ROLES = {"atelier-codec": "codec", "atelier-infer": "inference"}
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -98,11 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             for index, variant in enumerate(variants):
                 folder = Path(tmp) / f"r{round_index}v{index}"
                 folder.mkdir()
-                with serve(folder, {"ATELIER_MAX_PENDING": "256", **variant}) as server:
-                    style_id = register_style(server.url, (IMAGES / "style" / "starry_night.jpg").read_bytes())
-                    data = {"style_id": style_id, "format": "jpeg", "quality": "90"}
-                    # Warm-up: the first runs of a shape allocate what later runs reuse.
-                    asyncio.run(drive(server.url, files, data, args.concurrency, 2 * args.concurrency, 60))
+                # One process: its threads are what /proc is read for.
+                with serve(folder, {"ATELIER_MAX_PENDING": "256", "ATELIER_PROCESSES": "1", **variant}) as server:
+                    data = cached_style_form(server.url)
+                    warm_up(server.url, files, data, args.concurrency)
                     before = thread_usage(server.process.pid)
                     load = asyncio.run(drive(server.url, files, data, args.concurrency, args.requests, 600))
                     after = thread_usage(server.process.pid)
