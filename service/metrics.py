@@ -9,17 +9,23 @@ A server of several processes (``ATELIER_PROCESSES``) runs prometheus_client's m
 each process's metrics live in files there, and ``/metrics`` from any process adds them up, so a
 scrape sees the whole server whichever process answers. Gauges say how: jobs in flight and cache
 entries are summed over the live processes, Redis is up only if every process sees it, a model is
-loaded if any process has it.
+loaded if any process has it. A process that dies without its exit hook (SIGKILL, the OOM killer)
+is restarted by uvicorn; its live gauges are dropped at the next scrape, its counters kept.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own setting; read when it is imported
+
+# prometheus_client names a process's live-gauge files gauge_<mode>_<pid>.db
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live\w*?_(\d+)\.db")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -108,6 +114,7 @@ class Metrics:
     def render(self) -> bytes:
         if self.multiprocess_dir is None:
             return generate_latest(self.registry)
+        forget_dead_processes(self.multiprocess_dir)
         merged = CollectorRegistry()
         MultiProcessCollector(merged, path=self.multiprocess_dir)
         return generate_latest(merged)
@@ -116,3 +123,23 @@ class Metrics:
         """Drop this process's live gauges from the server's sums (multiprocess mode; its counters stay)."""
         if self.multiprocess_dir is not None:
             mark_process_dead(os.getpid(), self.multiprocess_dir)
+
+
+def forget_dead_processes(multiprocess_dir: str) -> None:
+    """Drop the live gauges of processes that are gone without saying so. The folder belongs to one
+    server start, so every pid in it was one of its processes; a killed one would otherwise keep its
+    jobs in flight and cache entries in the sums until the server restarts."""
+    for path in Path(multiprocess_dir).glob("gauge_live*_*.db"):
+        match = _LIVE_GAUGE_FILE.fullmatch(path.name)
+        if match and not _running(int(match.group(1))):
+            mark_process_dead(int(match.group(1)), multiprocess_dir)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, under another user
+        return True
+    return True

@@ -8,12 +8,13 @@
 #   - the service's CPU per image by thread role at concurrency 16 (request_cost.json);
 #   - the case where batching is likeliest to pay: fp16, four processes, two inference threads each
 #     (*_threads2.json).
-# Results go to $OUT, which the device tool brings back.
+# Results go to $OUT, which the device tool brings back, each file as its step ends; the steps most
+# likely to show batching pay (fp16, four processes) run first, so a run cut short keeps them.
 set -euo pipefail
 mkdir -p /var/tmp/ort && cp .cache/gpu/p4/part_04 /var/tmp/ort/
 export ATELIER_IMAGE_DIR=$PWD/.cache/gpu/images
-bash bench/gpu/ort_batching.sh .cache/gpu/p4 --size 1024 --batches 1,4,8,16 --seconds 2 --uint8
-PRECISIONS="fp32=models fp16=.cache/gpu/models-fp16" PROCESSES="1 4" bash bench/gpu/service_batching.sh \
+PRECISIONS="fp16=.cache/gpu/models-fp16 fp32=models" PROCESSES="4 1" bash bench/gpu/service_batching.sh \
   --concurrency 16,32 --requests 160 --seconds 6 --rounds 3
 ATELIER_INFERENCE_THREADS=2 TAG=_threads2 PRECISIONS="fp16=.cache/gpu/models-fp16" PROCESSES=4 \
   bash bench/gpu/service_batching.sh --concurrency 16,32 --requests 160 --seconds 6 --rounds 3
+bash bench/gpu/ort_batching.sh .cache/gpu/p4 --size 1024 --batches 1,4,8,16 --seconds 2 --uint8

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.service.conftest import start_server, stop_server
+from tests.service.conftest import LiveServer, encode_image, gradient_image, start_server, stop_server
 
 
 @pytest.mark.slow
@@ -20,10 +24,7 @@ def test_two_processes_serve_share_styles_and_both_log_json_lines(
     try:
         # /readyz answers once one process is ready; the style must be registered after both have
         # read the style folder at start-up, so that only the shared files can tell the other one.
-        deadline = time.monotonic() + 60
-        while sum(line.get("msg") == "ready" for line in server.log_lines()) < 2:
-            assert time.monotonic() < deadline, "the second process never got ready"
-            time.sleep(0.2)
+        wait_for_ready_lines(server, 2)
         with server.client() as client:
             reply = client.post("/v1/styles", files={"style": style_paths[0].read_bytes()})
             assert reply.status_code == 201, reply.text
@@ -54,6 +55,59 @@ def test_two_processes_serve_share_styles_and_both_log_json_lines(
     assert len(ready) == 2, lines[-10:]
     served = [line["pid"] for line in lines if line.get("route") == "/v1/stylize" and line.get("status") == 200]
     assert len(served) == 12 and set(served) == ready, served
+
+
+@pytest.mark.slow
+def test_a_killed_process_is_replaced_and_its_jobs_leave_the_in_flight_gauge(
+    model_repository: Path, tmp_path: Path, style_paths: list[Path]
+) -> None:
+    server = start_server(model_repository, tmp_path, {"ATELIER_PROCESSES": "2", "ATELIER_WORKERS": "1"})
+    # Large enough that its run lasts seconds on one intra-op thread, so it can be caught in flight.
+    big = encode_image(gradient_image(1600, 1200), "JPEG", quality=90)
+    try:
+        first = wait_for_ready_lines(server, 2)
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(post_ignoring_drops, server, big, style_paths[0].read_bytes())
+            deadline = time.monotonic() + 30
+            while in_flight(server) != 1:
+                assert time.monotonic() < deadline and not slow.done(), "the request was never seen in flight"
+                time.sleep(0.05)
+            # Neither process gets to run its exit hook: the one holding the job leaves its gauge file.
+            for pid in first:
+                os.kill(pid, signal.SIGKILL)
+            assert slow.result() is None  # its connection dropped with the process
+        replaced = wait_for_ready_lines(server, 4) - first
+        assert len(replaced) == 2, replaced
+        assert in_flight(server) == 0
+        with server.client() as client:
+            reply = client.post("/v1/stylize", files={"content": big, "style": style_paths[0].read_bytes()},
+                                data={"max_side": "64"})
+        assert reply.status_code == 200, reply.text
+    finally:
+        stop_server(server)
+
+
+def wait_for_ready_lines(server: LiveServer, count: int) -> set[int]:
+    """The pids of the processes that have logged "ready", once ``count`` of them have."""
+    deadline = time.monotonic() + 90
+    while len(ready := {line["pid"] for line in server.log_lines() if line.get("msg") == "ready"}) < count:
+        assert time.monotonic() < deadline, f"{len(ready)} of {count} processes got ready"
+        time.sleep(0.2)
+    return ready
+
+
+def post_ignoring_drops(server: LiveServer, content: bytes, style: bytes) -> int | None:
+    """POST a stylize request; its status, or None when the server drops the connection."""
+    try:
+        with server.client() as client:
+            return client.post("/v1/stylize", files={"content": content, "style": style}).status_code
+    except httpx.TransportError:
+        return None
+
+
+def in_flight(server: LiveServer) -> float:
+    with server.client() as client:
+        return scrape(client.get("/metrics").text)[("atelier_jobs_in_flight", ())]
 
 
 def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
