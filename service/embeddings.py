@@ -142,9 +142,9 @@ class Embedder:
 
     def _decode_style(self, model: LoadedModel, data: bytes) -> np.ndarray:
         started = time.perf_counter()
-        image = imaging.decode(data, max_pixels=self.max_pixels, min_side=self.min_side, what="style")
+        tensor = imaging.style_tensor(data, _style_size(model), max_pixels=self.max_pixels, min_side=self.min_side)
         self.metrics.codec_seconds.labels("decode").observe(time.perf_counter() - started)
-        return imaging.style_input(image, _style_size(model))
+        return tensor
 
 
 def _style_size(model: LoadedModel) -> int:

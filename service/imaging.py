@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 from typing import Literal
 
 import numpy as np
@@ -25,21 +26,31 @@ MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp":
 # The tag is part of every embedding's cache key and style id: change it when the recipe changes.
 STYLE_RESAMPLE = Image.Resampling.BILINEAR
 CONTENT_RESAMPLE = Image.Resampling.LANCZOS
+# Style images are decoded at no less than this many times the predictor's input size (a JPEG at a
+# reduced DCT scale, ``decode``'s ``min_short_side``). A 3000x4000 photo of a painting becomes the
+# predictor's input in 24 ms instead of 169, the 1200x1528 the_scream in 6 instead of 15 (2-core
+# CPU); the embedding moves by 0.2-0.3% (relative L2), a stylised image by 0.1/255 on average.
+STYLE_DECODE_FACTOR = 2
 
 
 def style_preprocessing_tag(style_size: int) -> str:
-    return f"center-square/bilinear-aa/{style_size}"
+    return f"dct-{STYLE_DECODE_FACTOR * style_size}/center-square/bilinear-aa/{style_size}"
 
 
 def identity_preprocessing_tag(style_size: int) -> str:
     return f"resize/bilinear-aa/{style_size}"
 
 
-def decode(data: bytes, *, max_pixels: int, min_side: int, what: str) -> np.ndarray:
+def decode(
+    data: bytes, *, max_pixels: int, min_side: int, what: str, min_short_side: int | None = None
+) -> np.ndarray:
     """Decode an upload to RGB uint8 HxWx3, refusing oversized images before their pixels are decoded.
 
     Accepts JPEG, PNG, WebP, GIF (first frame), BMP and TIFF; applies the EXIF orientation; turns
-    grayscale, palette, alpha (composited on white), CMYK and 16-bit images into 8-bit RGB.
+    grayscale, palette, alpha (composited on white), CMYK and 16-bit images into 8-bit RGB. With
+    ``min_short_side``, for callers that shrink the image anyway, a JPEG is decoded at the smallest
+    of its DCT scales (1/2, 1/4, 1/8) whose shorter side is still at least that: a fraction of a full
+    decode's time. The limits apply to the full size.
     """
     if not data:
         raise UnsupportedImage(f"the {what} image is empty (0 bytes)")
@@ -62,6 +73,10 @@ def decode(data: bytes, *, max_pixels: int, min_side: int, what: str) -> np.ndar
         if min(width, height) < min_side:
             raise InvalidField(f"the {what} image is {width}x{height}; each side must be at least {min_side} pixels")
         try:
+            if min_short_side is not None:
+                # Scales both sides alike, so the orientation applied after it does not matter.
+                scale = min(width, height) / max(min_short_side, 1)
+                image.draft(None, (max(1, math.ceil(width / scale)), max(1, math.ceil(height / scale))))
             image.load()
             oriented = _apply_exif_orientation(image)
             return _to_rgb(oriented)
@@ -131,6 +146,14 @@ def style_input(image: np.ndarray, style_size: int) -> np.ndarray:
     """The predictor's input for a style image: centre square, resized to the manifest's style size."""
     square = resize(center_square(image), (style_size, style_size), STYLE_RESAMPLE)
     return to_tensor(square)
+
+
+def style_tensor(data: bytes, style_size: int, *, max_pixels: int, min_side: int) -> np.ndarray:
+    """A style image's bytes -> the predictor's input, by the recipe ``style_preprocessing_tag`` names."""
+    image = decode(
+        data, max_pixels=max_pixels, min_side=min_side, what="style", min_short_side=STYLE_DECODE_FACTOR * style_size
+    )
+    return style_input(image, style_size)
 
 
 def identity_input(image: np.ndarray, style_size: int) -> np.ndarray:

@@ -105,8 +105,7 @@ def test_batched_predictor_equals_unbatched(mobile: LoadedModel, pool: WorkerPoo
     size = mobile.manifest.style_size
     assert size
     for data, (key, embedding) in zip(datas, results, strict=True):  # each against the predictor run alone
-        style = imaging.decode(data, max_pixels=36_000_000, min_side=8, what="style")
-        expected = mobile.predict(imaging.style_input(style, size))[0]
+        expected = mobile.predict(imaging.style_tensor(data, size, max_pixels=36_000_000, min_side=8))[0]
         assert key == Embedder.style_id(mobile, data)
         assert np.abs(embedding - expected).max() <= 1e-5
 

@@ -28,6 +28,35 @@ def test_exif_orientation_is_applied() -> None:
     assert rgb[2, 10, 2] > 200 and rgb[-3, 10, 0] > 200, "the blue strip should be on top after rotation"
 
 
+def test_a_jpeg_decodes_at_the_smallest_dct_scale_that_keeps_the_short_side_asked_for() -> None:
+    image = gradient_image(2000, 1200)
+    jpeg = encode_image(image, "JPEG", quality=95)
+    # 1/4 keeps 300 >= 256; 1/8 would give 150
+    reduced = imaging.decode(jpeg, max_pixels=10**7, min_side=8, what="style", min_short_side=256)
+    assert reduced.shape == (300, 500, 3)
+    # the DCT-scaled decode is a fair downscale: close to the full decode shrunk to the same size
+    shrunk = np.asarray(Image.fromarray(decode(jpeg)).resize((500, 300), Image.Resampling.BOX), np.float32)
+    assert np.abs(reduced.astype(np.float32) - shrunk).mean() < 2.0
+    # exactly the size asked for is kept at full scale; formats without DCT scales ignore it
+    assert imaging.decode(jpeg, max_pixels=10**7, min_side=8, what="s", min_short_side=1200).shape == (1200, 2000, 3)
+    png = encode_image(image, "PNG")
+    assert imaging.decode(png, max_pixels=10**7, min_side=8, what="s", min_short_side=256).shape == (1200, 2000, 3)
+    # the limits are the full image's
+    with pytest.raises(ContentTooLarge):
+        imaging.decode(jpeg, max_pixels=2000 * 1200 - 1, min_side=8, what="style", min_short_side=256)
+
+
+def test_a_reduced_jpeg_is_still_turned_by_its_exif_orientation() -> None:
+    image = Image.new("RGB", (1600, 800), (255, 0, 0))
+    image.paste((0, 0, 255), (0, 0, 400, 800))  # blue quarter on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW to display
+    data = encode_image(image, "JPEG", exif=exif, quality=95)
+    rgb = imaging.decode(data, max_pixels=10**7, min_side=8, what="style", min_short_side=200)
+    assert rgb.shape == (400, 200, 3)  # 1/4 of 1600x800, turned upright
+    assert rgb[20, 100, 2] > 200 and rgb[-20, 100, 0] > 200, "the blue quarter should be on top"
+
+
 def test_rgba_is_composited_on_white() -> None:
     image = Image.new("RGBA", (16, 16), (255, 0, 0, 0))
     image.paste((0, 0, 0, 255), (0, 0, 8, 16))
