@@ -194,6 +194,21 @@ def test_output_size(client: httpx.Client, size, max_side, expected) -> None:
     assert (out.shape[1], out.shape[0]) == expected
 
 
+def test_a_large_jpeg_for_a_small_output_decodes_reduced_and_matches_its_full_decode(
+    client: httpx.Client, style_paths
+) -> None:
+    # A JPEG decodes at half scale here (1000x750 keeps twice the 281-pixel output side); a PNG of
+    # the same pixels has no DCT scales and decodes in full. The outputs agree in size exactly and
+    # in pixels closely: the network's inputs differ by 0.25/255 on average, which it amplifies
+    # about tenfold (a wrong scale, crop or turn would be tens of levels).
+    jpeg = encode_image(gradient_image(2000, 1500, seed=5), "JPEG", quality=95)
+    png = encode_image(Image.open(io.BytesIO(jpeg)).convert("RGB"), "PNG")
+    style = {"style": style_paths[0].read_bytes()}
+    from_jpeg, from_png = (ok_image(stylize(client, data, style, max_side=375)) for data in (jpeg, png))
+    assert from_jpeg.shape == from_png.shape == (281, 375, 3)  # 1500 * 375 / 2000 = 281.25
+    assert mean_abs(from_jpeg, from_png) < 4 / 255
+
+
 def test_odd_size_with_arbitrary_model(client: httpx.Client, style_paths) -> None:
     image = encode_image(gradient_image(203, 97, seed=3), "JPEG", quality=95)
     out = ok_image(stylize(client, image, {"style": style_paths[2].read_bytes()}))

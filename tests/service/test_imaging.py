@@ -28,22 +28,25 @@ def test_exif_orientation_is_applied() -> None:
     assert rgb[2, 10, 2] > 200 and rgb[-3, 10, 0] > 200, "the blue strip should be on top after rotation"
 
 
+def reduced(data: bytes, short_side: int, max_pixels: int = 10**7) -> tuple[np.ndarray, tuple[int, int]]:
+    return imaging.decode_reduced(
+        data, max_pixels=max_pixels, min_side=8, what="style", short_side=lambda width, height: short_side
+    )
+
+
 def test_a_jpeg_decodes_at_the_smallest_dct_scale_that_keeps_the_short_side_asked_for() -> None:
     image = gradient_image(2000, 1200)
     jpeg = encode_image(image, "JPEG", quality=95)
-    # 1/4 keeps 300 >= 256; 1/8 would give 150
-    reduced = imaging.decode(jpeg, max_pixels=10**7, min_side=8, what="style", min_short_side=256)
-    assert reduced.shape == (300, 500, 3)
+    pixels, size = reduced(jpeg, 256)  # 1/4 keeps 300 >= 256; 1/8 would give 150
+    assert pixels.shape == (300, 500, 3) and size == (2000, 1200)
     # the DCT-scaled decode is a fair downscale: close to the full decode shrunk to the same size
     shrunk = np.asarray(Image.fromarray(decode(jpeg)).resize((500, 300), Image.Resampling.BOX), np.float32)
-    assert np.abs(reduced.astype(np.float32) - shrunk).mean() < 2.0
+    assert np.abs(pixels.astype(np.float32) - shrunk).mean() < 2.0
     # exactly the size asked for is kept at full scale; formats without DCT scales ignore it
-    assert imaging.decode(jpeg, max_pixels=10**7, min_side=8, what="s", min_short_side=1200).shape == (1200, 2000, 3)
-    png = encode_image(image, "PNG")
-    assert imaging.decode(png, max_pixels=10**7, min_side=8, what="s", min_short_side=256).shape == (1200, 2000, 3)
-    # the limits are the full image's
-    with pytest.raises(ContentTooLarge):
-        imaging.decode(jpeg, max_pixels=2000 * 1200 - 1, min_side=8, what="style", min_short_side=256)
+    assert reduced(jpeg, 1200)[0].shape == (1200, 2000, 3)
+    assert reduced(encode_image(image, "PNG"), 256)[0].shape == (1200, 2000, 3)
+    with pytest.raises(ContentTooLarge):  # the limits are the full image's
+        reduced(jpeg, 256, max_pixels=2000 * 1200 - 1)
 
 
 def test_a_reduced_jpeg_is_still_turned_by_its_exif_orientation() -> None:
@@ -51,10 +54,17 @@ def test_a_reduced_jpeg_is_still_turned_by_its_exif_orientation() -> None:
     image.paste((0, 0, 255), (0, 0, 400, 800))  # blue quarter on the left
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 CW to display
+    asked = []
+
+    def short_side(width: int, height: int) -> int:
+        asked.append((width, height))
+        return 200
+
     data = encode_image(image, "JPEG", exif=exif, quality=95)
-    rgb = imaging.decode(data, max_pixels=10**7, min_side=8, what="style", min_short_side=200)
-    assert rgb.shape == (400, 200, 3)  # 1/4 of 1600x800, turned upright
-    assert rgb[20, 100, 2] > 200 and rgb[-20, 100, 0] > 200, "the blue quarter should be on top"
+    pixels, size = imaging.decode_reduced(data, max_pixels=10**7, min_side=8, what="content", short_side=short_side)
+    assert asked == [(800, 1600)] and size == (800, 1600)  # the upright full size, asked and returned
+    assert pixels.shape == (400, 200, 3)  # 1/4 of it
+    assert pixels[20, 100, 2] > 200 and pixels[-20, 100, 0] > 200, "the blue quarter should be on top"
 
 
 def test_rgba_is_composited_on_white() -> None:
