@@ -112,11 +112,11 @@ class Embedder:
 
     def pending_style(self, model: LoadedModel, data: bytes) -> PendingEmbedding:
         key = self.style_id(model, data)
-        return self._pending(model, key, lambda: self._decode_style(model, data))
+        return self._pending(model, key, lambda: self._decode(imaging.style_tensor, model, data))
 
-    def pending_identity(self, model: LoadedModel, data: bytes, content: np.ndarray) -> PendingEmbedding:
+    def pending_identity(self, model: LoadedModel, data: bytes) -> PendingEmbedding:
         key = self._identity_key(model, data)
-        return self._pending(model, key, lambda: imaging.identity_input(content, _style_size(model)))
+        return self._pending(model, key, lambda: self._decode(imaging.identity_tensor, model, data))
 
     def remember(self, key: str, embedding: np.ndarray) -> None:
         self.cache.put(key, embedding)
@@ -140,9 +140,10 @@ class Embedder:
             self.metrics.cache_misses.labels(model.label).inc()
         return embedding
 
-    def _decode_style(self, model: LoadedModel, data: bytes) -> np.ndarray:
+    def _decode(self, recipe: Callable[..., np.ndarray], model: LoadedModel, data: bytes) -> np.ndarray:
+        """The predictor's input for ``data`` by ``recipe`` (``imaging.style_tensor`` or ``identity_tensor``)."""
         started = time.perf_counter()
-        tensor = imaging.style_tensor(data, _style_size(model), max_pixels=self.max_pixels, min_side=self.min_side)
+        tensor = recipe(data, _style_size(model), max_pixels=self.max_pixels, min_side=self.min_side)
         self.metrics.codec_seconds.labels("decode").observe(time.perf_counter() - started)
         return tensor
 

@@ -43,7 +43,7 @@ def style_preprocessing_tag(style_size: int) -> str:
 
 
 def identity_preprocessing_tag(style_size: int) -> str:
-    return f"resize/bilinear-aa/{style_size}"
+    return f"dct-{DECODE_MARGIN * style_size}/resize/bilinear-aa/{style_size}"
 
 
 def decode(data: bytes, *, max_pixels: int, min_side: int, what: str) -> np.ndarray:
@@ -171,15 +171,22 @@ def style_input(image: np.ndarray, style_size: int) -> np.ndarray:
 
 def style_tensor(data: bytes, style_size: int, *, max_pixels: int, min_side: int) -> np.ndarray:
     """A style image's bytes -> the predictor's input, by the recipe ``style_preprocessing_tag`` names."""
-    image, _ = decode_reduced(
-        data, max_pixels=max_pixels, min_side=min_side, what="style", short_side=lambda w, h: DECODE_MARGIN * style_size
-    )
-    return style_input(image, style_size)
+    return style_input(_decode_for_predictor(data, style_size, max_pixels, min_side, "style"), style_size)
 
 
-def identity_input(image: np.ndarray, style_size: int) -> np.ndarray:
-    """The predictor's input for a content image (identity interpolation): resized, not cropped."""
+def identity_tensor(data: bytes, style_size: int, *, max_pixels: int, min_side: int) -> np.ndarray:
+    """A content image's bytes -> the predictor's input for identity interpolation: resized whole, not
+    cropped, by the recipe ``identity_preprocessing_tag`` names. Its own decode, independent of the
+    output size, since the embedding is cached under the image's bytes alone."""
+    image = _decode_for_predictor(data, style_size, max_pixels, min_side, "content")
     return to_tensor(resize(image, (style_size, style_size), STYLE_RESAMPLE))
+
+
+def _decode_for_predictor(data: bytes, style_size: int, max_pixels: int, min_side: int, what: str) -> np.ndarray:
+    image, _ = decode_reduced(
+        data, max_pixels=max_pixels, min_side=min_side, what=what, short_side=lambda w, h: DECODE_MARGIN * style_size
+    )
+    return image
 
 
 def to_tensor(image: np.ndarray) -> np.ndarray:

@@ -227,20 +227,19 @@ class Stylist:
         model = job.model
         if job.max_side is not None and job.max_side > s.max_output_side:
             raise InvalidField(f"max_side {job.max_side} is above this server's cap of {s.max_output_side}")
-        needs_identity = model.kind == "arbitrary" and job.strength < 1.0
 
         def short_side(width: int, height: int) -> int:
             return imaging.DECODE_MARGIN * min(imaging.output_size(width, height, job.max_side, s.max_output_side))
 
         started = time.perf_counter()
         content, (width, height) = imaging.decode_reduced(
-            job.content, max_pixels=s.max_pixels, min_side=s.min_image_side, what="content",
-            # The identity embedding is cached under the content's bytes alone: it needs the full image.
-            short_side=None if needs_identity else short_side,
+            job.content, max_pixels=s.max_pixels, min_side=s.min_image_side, what="content", short_side=short_side
         )
         self._timed("decode", started)
         style = self.embedder.pending_style(model, job.style.image) if job.style.image is not None else None
-        identity = self.embedder.pending_identity(model, job.content, content) if needs_identity else None
+        identity = None
+        if model.kind == "arbitrary" and job.strength < 1.0:
+            identity = self.embedder.pending_identity(model, job.content)
 
         started = time.perf_counter()
         out_w, out_h = imaging.output_size(width, height, job.max_side, s.max_output_side)

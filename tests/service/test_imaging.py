@@ -67,6 +67,19 @@ def test_a_reduced_jpeg_is_still_turned_by_its_exif_orientation() -> None:
     assert pixels[20, 100, 2] > 200 and pixels[-20, 100, 0] > 200, "the blue quarter should be on top"
 
 
+def test_predictor_inputs_from_a_reduced_decode_match_the_full_image_shrunk() -> None:
+    jpeg = encode_image(gradient_image(2000, 1200), "JPEG", quality=95)
+    full = decode(jpeg)  # the 1/8 decode (250x150) keeps twice the 64-pixel input
+    expected_style = imaging.style_input(full, 64)
+    expected_identity = imaging.to_tensor(imaging.resize(full, (64, 64), imaging.STYLE_RESAMPLE))
+    style = imaging.style_tensor(jpeg, 64, max_pixels=10**7, min_side=8)
+    identity = imaging.identity_tensor(jpeg, 64, max_pixels=10**7, min_side=8)
+    assert style.shape == identity.shape == (1, 3, 64, 64)
+    assert np.abs(style - expected_style).mean() < 1 / 255
+    assert np.abs(identity - expected_identity).mean() < 1 / 255
+    assert np.abs(style - identity).mean() > 10 / 255  # the centre square, not the whole picture
+
+
 def test_rgba_is_composited_on_white() -> None:
     image = Image.new("RGBA", (16, 16), (255, 0, 0, 0))
     image.paste((0, 0, 0, 255), (0, 0, 8, 16))
