@@ -84,15 +84,15 @@ def decode_reduced(
             )
         if min(width, height) < min_side:
             raise InvalidField(f"the {what} image is {width}x{height}; each side must be at least {min_side} pixels")
-        upright = (height, width) if _orientation_turns(image) else (width, height)
         try:
             if short_side is not None:
+                upright = (height, width) if _orientation_turns(image) else (width, height)
                 # Both sides shrink alike, so which one is upright does not matter here.
                 scale = min(width, height) / max(short_side(*upright), 1)
                 image.draft(None, (max(1, math.ceil(width / scale)), max(1, math.ceil(height / scale))))
             image.load()
-            oriented = _apply_exif_orientation(image)
-            return _to_rgb(oriented), upright
+            turned = _apply_exif_orientation(image)
+            return _to_rgb(image), (height, width) if turned else (width, height)
         except Image.DecompressionBombError as exc:
             raise ContentTooLarge(f"the {what} image is too large: {exc}") from None
         except Exception as exc:  # truncated or corrupt pixel data
@@ -107,13 +107,16 @@ def _orientation_turns(image: Image.Image) -> bool:
         return False
 
 
-def _apply_exif_orientation(image: Image.Image) -> Image.Image:
+def _apply_exif_orientation(image: Image.Image) -> bool:
+    """Turn the image upright, in place; whether that swapped its width and height."""
     try:
+        turns = _orientation_turns(image)
         # In place: with nothing to rotate, the copying form returns a full copy of the image.
         ImageOps.exif_transpose(image, in_place=True)
+        return turns
     except Exception as exc:  # a malformed EXIF block must not lose an otherwise good image
         log.debug("ignoring unreadable EXIF orientation: %s", exc)
-    return image
+        return False
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
