@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from service.errors import ContentTooLarge, InvalidField, UnsupportedImage
 
@@ -86,17 +86,27 @@ def decode_reduced(
             raise InvalidField(f"the {what} image is {width}x{height}; each side must be at least {min_side} pixels")
         try:
             if short_side is not None:
-                upright = (height, width) if _orientation_turns(image) else (width, height)
-                # Both sides shrink alike, so which one is upright does not matter here.
-                scale = min(width, height) / max(short_side(*upright), 1)
-                image.draft(None, (max(1, math.ceil(width / scale)), max(1, math.ceil(height / scale))))
+                _reduce_jpeg(image, short_side)
             image.load()
-            turned = _apply_exif_orientation(image)
+            turns = _orientation_turns(image)  # before turning: exif_transpose clears the tag
+            turned = _apply_exif_orientation(image) and turns
             return _to_rgb(image), (height, width) if turned else (width, height)
         except Image.DecompressionBombError as exc:
             raise ContentTooLarge(f"the {what} image is too large: {exc}") from None
         except Exception as exc:  # truncated or corrupt pixel data
             raise UnsupportedImage(f"the {what} image cannot be decoded: {type(exc).__name__}: {exc}") from None
+
+
+def _reduce_jpeg(image: Image.Image, short_side: Callable[[int, int], int]) -> None:
+    """Before loading: a JPEG's decoder set to its smallest DCT scale that keeps ``short_side`` of the
+    full upright size. Other formats have no such scales (and some read EXIF only by loading)."""
+    if not isinstance(image, JpegImagePlugin.JpegImageFile):
+        return
+    width, height = image.size
+    upright = (height, width) if _orientation_turns(image) else (width, height)  # a JPEG's EXIF is in its header
+    # Both sides shrink alike, so which one is upright does not matter here.
+    scale = min(width, height) / max(short_side(*upright), 1)
+    image.draft(None, (max(1, math.ceil(width / scale)), max(1, math.ceil(height / scale))))
 
 
 def _orientation_turns(image: Image.Image) -> bool:
@@ -108,12 +118,11 @@ def _orientation_turns(image: Image.Image) -> bool:
 
 
 def _apply_exif_orientation(image: Image.Image) -> bool:
-    """Turn the image upright, in place; whether that swapped its width and height."""
+    """Turn the image upright, in place; False where its EXIF block could not be applied."""
     try:
-        turns = _orientation_turns(image)
         # In place: with nothing to rotate, the copying form returns a full copy of the image.
         ImageOps.exif_transpose(image, in_place=True)
-        return turns
+        return True
     except Exception as exc:  # a malformed EXIF block must not lose an otherwise good image
         log.debug("ignoring unreadable EXIF orientation: %s", exc)
         return False
