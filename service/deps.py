@@ -15,9 +15,10 @@ from service.config import Settings
 from service.embeddings import Embedder
 from service.errors import NotReady
 from service.metrics import Metrics
-from service.pipeline import StyleFields, StyleSpec, Stylist, resolve_style
 from service.registry import LoadedModel, ModelRegistry
+from service.style_resolution import StyleFields, StyleSpec, resolve_style
 from service.styles import StyleStore
+from service.stylist import Stylist
 from service.workers import Admission, WorkerPool, until_disconnect, within_deadline
 
 T = TypeVar("T")

@@ -20,9 +20,9 @@ from service.embeddings import Embedder
 from service.errors import Problem, install_error_handlers
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from service.pipeline import Stylist
 from service.registry import ModelRegistry
 from service.routes import batch, health, presets, styles, stylize, web
+from service.stylist import Stylist
 from service.thumbnails import PresetThumbnails
 from service.workers import Admission, WorkerPool
 

@@ -9,23 +9,22 @@ the same items as JSON with base64 images instead, for clients that want one JSO
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import secrets
-from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 
 from service.auth import Owner
-from service.deps import Services, ServicesDep
-from service.errors import PROBLEM_MEDIA_TYPE, AtelierError, BadRequest, ContentTooLarge, error_body
-from service.pipeline import StyleFields, StyleSpec, StylizeJob, StylizeResult
-from service.registry import LoadedModel
+from service.batch_plan import Outcome, _plan_and_run, _style_sources
+from service.deps import ServicesDep
+from service.errors import AtelierError, ContentTooLarge, error_body
+from service.multipart_mixed import _multipart_response, _summary_headers
 from service.routes import problem_responses
 from service.routes.forms import BlendStyles, BlendWeights, Format, ModelName, PreserveColor, Quality, Strength
-from service.workers import until_disconnect, within_deadline
+from service.style_resolution import StyleSpec
+from service.stylist import StylizeJob
+from service.workers import until_disconnect
 
 router = APIRouter(prefix="/v1", tags=["stylize"])
 
@@ -75,17 +74,6 @@ JSON_SCHEMA = {
         "required": ["items"],
     }
 }
-
-
-@dataclass(frozen=True)
-class Planned:
-    """One item before it runs: its job, or the error that already stopped it."""
-
-    job: StylizeJob | None
-    error: AtelierError | None = None
-
-
-Outcome = StylizeResult | AtelierError
 
 
 @router.post(
@@ -143,110 +131,6 @@ async def stylize_batch(
     return _multipart_response(request.url.path, outcomes)
 
 
-def _style_sources(
-    count: int,
-    style: list[bytes] | None,
-    style_id: list[str] | None,
-    preset: list[str] | None,
-    styles: str | None,
-    weights: str | None,
-    model: str | None,
-) -> list[StyleFields]:
-    """The style fields of each item: one source for all items, or one per item (pairs)."""
-    given = {name: values for name, values in (("style", style), ("style_id", style_id), ("preset", preset)) if values}
-    for name, values in given.items():
-        if len(values) not in (1, count):
-            raise BadRequest(f"{len(values)} `{name}` values for {count} content images; give one, or one per image")
-    if len(given) + (styles is not None) != 1:
-        named = [*given, *(["styles"] if styles is not None else [])]
-        raise BadRequest(
-            "give exactly one style source, `style`, `style_id`, `preset` or `styles`, once or once per image; "
-            f"got {', '.join(named) or 'none'}"
-        )
-
-    def pick(values: list[Any] | None, index: int) -> Any:
-        if not values:
-            return None
-        return values[0] if len(values) == 1 else values[index]
-
-    return [
-        StyleFields(pick(style, i), pick(style_id, i), pick(preset, i), styles, weights, model) for i in range(count)
-    ]
-
-
-async def _plan_and_run(
-    services: Services, owner: str, template: StylizeJob, contents: list[bytes], sources: list[StyleFields]
-) -> list[Outcome]:
-    plans = await _plan(services, owner, template, contents, sources)
-    return await _run_all(services, plans)
-
-
-async def _plan(
-    services: Services, owner: str, template: StylizeJob, contents: list[bytes], sources: list[StyleFields]
-) -> list[Planned]:
-    """Resolve each item's style. A style shared by every item is resolved (and embedded) once, and its
-    errors fail the request; a per-item style's errors fail only its item."""
-    shared = all(source == sources[0] for source in sources)
-    if shared:
-        chosen, spec = await _resolve(services, owner, sources[0])
-        return [Planned(replace(template, model=chosen, content=data, style=spec)) for data in contents]
-    plans = []
-    for data, source in zip(contents, sources, strict=True):
-        try:
-            chosen, spec = await services.resolve(source, owner)
-        except AtelierError as exc:
-            plans.append(Planned(None, exc))
-            continue
-        plans.append(Planned(replace(template, model=chosen, content=data, style=spec)))
-    return plans
-
-
-async def _resolve(services: Services, owner: str, source: StyleFields) -> tuple[LoadedModel, StyleSpec]:
-    chosen, spec = await services.resolve(source, owner)
-    if spec.image is None:
-        return chosen, spec
-    reference, embedding = await services.stylist.style_embedding(chosen, spec.image)
-    return chosen, StyleSpec(reference=reference, embedding=embedding)
-
-
-async def _run_all(services: Services, plans: list[Planned]) -> list[Outcome]:
-    async def one(plan: Planned) -> Outcome:
-        if plan.job is None:
-            assert plan.error is not None
-            return plan.error
-        try:
-            work = services.stylist.run(plan.job)
-            return await within_deadline(work, services.settings.request_timeout_s, services.metrics)
-        except AtelierError as exc:
-            return exc
-
-    return list(await asyncio.gather(*(one(plan) for plan in plans)))
-
-
-def _multipart_response(path: str, outcomes: list[Outcome]) -> Response:
-    parts: list[tuple[dict[str, str], bytes]] = []
-    for index, outcome in enumerate(outcomes):
-        headers = {"X-Item-Index": str(index)}
-        if isinstance(outcome, AtelierError):
-            body = json.dumps(error_body(f"{path}#{index}", outcome)).encode()
-            headers |= {"Content-Type": PROBLEM_MEDIA_TYPE, "X-Status": str(outcome.status)}
-        else:
-            body = outcome.image
-            headers |= {"Content-Type": outcome.media_type, "X-Status": "200", "X-Style-Id": outcome.style_reference}
-        parts.append((headers, body))
-    boundary = secrets.token_hex(16)
-    while any(boundary.encode() in body for _, body in parts):  # practically never; the boundary must not occur
-        boundary = secrets.token_hex(16)
-    chunks = []
-    for headers, body in parts:
-        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        chunks += [f"--{boundary}\r\n{head}\r\n".encode(), body, b"\r\n"]
-    chunks.append(f"--{boundary}--\r\n".encode())
-    return Response(
-        b"".join(chunks), media_type=f"multipart/mixed; boundary={boundary}", headers=_summary_headers(outcomes)
-    )
-
-
 def _json_response(path: str, outcomes: list[Outcome]) -> Response:
     items: list[dict[str, Any]] = []
     for index, outcome in enumerate(outcomes):
@@ -266,8 +150,3 @@ def _json_response(path: str, outcomes: list[Outcome]) -> Response:
             )
     body = json.dumps({"items": items}).encode()
     return Response(body, media_type="application/json", headers=_summary_headers(outcomes))
-
-
-def _summary_headers(outcomes: list[Outcome]) -> dict[str, str]:
-    failed = sum(isinstance(outcome, AtelierError) for outcome in outcomes)
-    return {"X-Items": str(len(outcomes)), "X-Items-Failed": str(failed)}

@@ -9,9 +9,10 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from service.auth import Owner
 from service.deps import ServicesDep
 from service.imaging import MEDIA_TYPES
-from service.pipeline import StyleFields, StylizeJob
 from service.routes import problem_responses
 from service.routes.forms import BlendStyles, BlendWeights, Format, ModelName, PreserveColor, Quality, Strength
+from service.style_resolution import StyleFields
+from service.stylist import StylizeJob
 
 router = APIRouter(prefix="/v1", tags=["stylize"])
 

@@ -21,8 +21,8 @@ from service.cache import LruEmbeddingCache
 from service.config import Settings
 from service.embeddings import Embedder
 from service.metrics import Metrics
-from service.pipeline import Stylist
 from service.registry import LoadedModel, load_model
+from service.stylist import Stylist
 from service.workers import WorkerPool
 from tests.service.conftest import gradient_image
 
