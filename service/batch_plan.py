@@ -1,16 +1,22 @@
-"""Batch planning and running: the items of POST /v1/stylize/batch, each to a result or its own error."""
+"""Batch planning and running: the items of POST /v1/stylize/batch, each to a result or its own error.
+
+``style_sources`` gives each item its style fields: one source for all items, or one per item
+(pairs). ``plan`` resolves them: a style shared by every item is resolved (and its embedding
+predicted) once, and its errors fail the whole request; a per-item style's errors fail only its
+item. ``run`` stylises the planned items concurrently, each under the deadline.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from service.deps import Services
 from service.errors import AtelierError, BadRequest
 from service.registry import LoadedModel
+from service.services import Services
 from service.style_resolution import StyleFields, StyleSpec
-from service.stylist import StylizeJob, StylizeResult
+from service.stylist import StylizeJob, StylizeOptions, StylizeResult
 from service.workers import within_deadline
 
 
@@ -25,22 +31,20 @@ class Planned:
 Outcome = StylizeResult | AtelierError
 
 
-def _style_sources(
+def style_sources(
     count: int,
     style: list[bytes] | None,
     style_id: list[str] | None,
     preset: list[str] | None,
-    styles: str | None,
-    weights: str | None,
-    model: str | None,
+    options: StylizeOptions,
 ) -> list[StyleFields]:
     """The style fields of each item: one source for all items, or one per item (pairs)."""
     given = {name: values for name, values in (("style", style), ("style_id", style_id), ("preset", preset)) if values}
     for name, values in given.items():
         if len(values) not in (1, count):
             raise BadRequest(f"{len(values)} `{name}` values for {count} content images; give one, or one per image")
-    if len(given) + (styles is not None) != 1:
-        named = [*given, *(["styles"] if styles is not None else [])]
+    if len(given) + (options.styles is not None) != 1:
+        named = [*given, *(["styles"] if options.styles is not None else [])]
         raise BadRequest(
             "give exactly one style source, `style`, `style_id`, `preset` or `styles`, once or once per image; "
             f"got {', '.join(named) or 'none'}"
@@ -51,27 +55,24 @@ def _style_sources(
             return None
         return values[0] if len(values) == 1 else values[index]
 
-    return [
-        StyleFields(pick(style, i), pick(style_id, i), pick(preset, i), styles, weights, model) for i in range(count)
-    ]
+    return [options.style_fields(pick(style, i), pick(style_id, i), pick(preset, i)) for i in range(count)]
 
 
-async def _plan_and_run(
-    services: Services, owner: str, template: StylizeJob, contents: list[bytes], sources: list[StyleFields]
+async def plan_and_run(
+    services: Services, owner: str, options: StylizeOptions, contents: list[bytes], sources: list[StyleFields]
 ) -> list[Outcome]:
-    plans = await _plan(services, owner, template, contents, sources)
-    return await _run_all(services, plans)
+    return await run(services, await plan(services, owner, options, contents, sources))
 
 
-async def _plan(
-    services: Services, owner: str, template: StylizeJob, contents: list[bytes], sources: list[StyleFields]
+async def plan(
+    services: Services, owner: str, options: StylizeOptions, contents: list[bytes], sources: list[StyleFields]
 ) -> list[Planned]:
     """Resolve each item's style. A style shared by every item is resolved (and embedded) once, and its
     errors fail the request; a per-item style's errors fail only its item."""
     shared = all(source == sources[0] for source in sources)
     if shared:
-        chosen, spec = await _resolve(services, owner, sources[0])
-        return [Planned(replace(template, model=chosen, content=data, style=spec)) for data in contents]
+        chosen, spec = await _resolve_shared(services, owner, sources[0])
+        return [Planned(options.job(chosen, data, spec)) for data in contents]
     plans = []
     for data, source in zip(contents, sources, strict=True):
         try:
@@ -79,11 +80,12 @@ async def _plan(
         except AtelierError as exc:
             plans.append(Planned(None, exc))
             continue
-        plans.append(Planned(replace(template, model=chosen, content=data, style=spec)))
+        plans.append(Planned(options.job(chosen, data, spec)))
     return plans
 
 
-async def _resolve(services: Services, owner: str, source: StyleFields) -> tuple[LoadedModel, StyleSpec]:
+async def _resolve_shared(services: Services, owner: str, source: StyleFields) -> tuple[LoadedModel, StyleSpec]:
+    """A shared style image is embedded once here rather than once per item."""
     chosen, spec = await services.resolve(source, owner)
     if spec.image is None:
         return chosen, spec
@@ -91,7 +93,9 @@ async def _resolve(services: Services, owner: str, source: StyleFields) -> tuple
     return chosen, StyleSpec(reference=reference, embedding=embedding)
 
 
-async def _run_all(services: Services, plans: list[Planned]) -> list[Outcome]:
+async def run(services: Services, plans: list[Planned]) -> list[Outcome]:
+    """Every planned item, concurrently, each under the deadline; an item's error is its outcome."""
+
     async def one(plan: Planned) -> Outcome:
         if plan.job is None:
             assert plan.error is not None

@@ -19,7 +19,7 @@ from service.embeddings import Embedder, PendingEmbedding, interpolate
 from service.errors import InvalidField
 from service.metrics import Metrics
 from service.registry import LoadedModel
-from service.style_resolution import StyleSpec
+from service.style_resolution import StyleFields, StyleSpec
 from service.workers import WorkerPool
 
 
@@ -33,6 +33,29 @@ class StylizeJob:
     max_side: int | None
     format: imaging.OutputFormat
     quality: int
+
+
+@dataclass(frozen=True)
+class StylizeOptions:
+    """What a stylize request asks for beside its content and its style source: a blend, the model and
+    how to render. Both stylize routes read these form fields through one dependency (routes/forms.py)."""
+
+    styles: str | None = None
+    weights: str | None = None
+    strength: float = 1.0
+    preserve_color: bool = False
+    max_side: int | None = None
+    format: imaging.OutputFormat = "png"
+    quality: int = 90
+    model: str | None = None
+
+    def style_fields(self, style: bytes | None, style_id: str | None, preset: str | None) -> StyleFields:
+        return StyleFields(style, style_id, preset, self.styles, self.weights, self.model)
+
+    def job(self, model: LoadedModel, content: bytes, style: StyleSpec) -> StylizeJob:
+        return StylizeJob(
+            model, content, style, self.strength, self.preserve_color, self.max_side, self.format, self.quality
+        )
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 
+from service import batch_plan
 from service.auth import Owner
-from service.batch_plan import Outcome, _plan_and_run, _style_sources
+from service.batch_plan import Outcome
 from service.deps import ServicesDep
-from service.errors import AtelierError, ContentTooLarge, error_body
-from service.multipart_mixed import _multipart_response, _summary_headers
+from service.errors import PROBLEM_MEDIA_TYPE, AtelierError, ContentTooLarge, error_body
+from service.multipart_mixed import Part, encode_multipart_mixed
 from service.routes import problem_responses
-from service.routes.forms import BlendStyles, BlendWeights, Format, ModelName, PreserveColor, Quality, Strength
-from service.style_resolution import StyleSpec
-from service.stylist import StylizeJob
+from service.routes.forms import StylizeOptionsDep
 from service.workers import until_disconnect
 
 router = APIRouter(prefix="/v1", tags=["stylize"])
@@ -94,18 +93,11 @@ async def stylize_batch(
     request: Request,
     services: ServicesDep,
     owner: Owner,
+    options: StylizeOptionsDep,
     content: Annotated[list[UploadFile], File(description="the photos to stylise (repeat the field)")],
     style: Annotated[list[UploadFile] | None, File(description="one style image, or one per content")] = None,
     style_id: Annotated[list[str] | None, Form(description="one registered style id, or one per content")] = None,
     preset: Annotated[list[str] | None, Form(description="one preset index or name, or one per content")] = None,
-    styles: BlendStyles = None,
-    weights: BlendWeights = None,
-    strength: Strength = 1.0,
-    preserve_color: PreserveColor = False,
-    max_side: Annotated[int | None, Form(ge=1, description="longest side of each output, in pixels")] = None,
-    format: Format = "png",
-    quality: Quality = 90,
-    model: ModelName = None,
 ) -> Response:
     limit = services.settings.max_batch_items
     if len(content) > limit:
@@ -113,22 +105,27 @@ async def stylize_batch(
     with services.admission.admit(len(content)):
         contents = [await upload.read() for upload in content]
         style_bytes = [await upload.read() for upload in style] if style is not None else None
-        template = StylizeJob(
-            model=services.registry.get(None),  # each item's own model replaces it
-            content=b"",
-            style=StyleSpec(reference=""),
-            strength=strength,
-            preserve_color=preserve_color,
-            max_side=max_side,
-            format=format,
-            quality=quality,
-        )
-        sources = _style_sources(len(contents), style_bytes, style_id, preset, styles, weights, model)
-        work = _plan_and_run(services, owner, template, contents, sources)
+        sources = batch_plan.style_sources(len(contents), style_bytes, style_id, preset, options)
+        work = batch_plan.plan_and_run(services, owner, options, contents, sources)
         outcomes = await until_disconnect(work, request.receive, services.metrics)
     if "application/json" in request.headers.get("accept", ""):
         return _json_response(request.url.path, outcomes)
     return _multipart_response(request.url.path, outcomes)
+
+
+def _multipart_response(path: str, outcomes: list[Outcome]) -> Response:
+    parts: list[Part] = []
+    for index, outcome in enumerate(outcomes):
+        headers = {"X-Item-Index": str(index)}
+        if isinstance(outcome, AtelierError):
+            body = json.dumps(error_body(f"{path}#{index}", outcome)).encode()
+            headers |= {"Content-Type": PROBLEM_MEDIA_TYPE, "X-Status": str(outcome.status)}
+        else:
+            body = outcome.image
+            headers |= {"Content-Type": outcome.media_type, "X-Status": "200", "X-Style-Id": outcome.style_reference}
+        parts.append((headers, body))
+    body, media_type = encode_multipart_mixed(parts)
+    return Response(body, media_type=media_type, headers=_summary_headers(outcomes))
 
 
 def _json_response(path: str, outcomes: list[Outcome]) -> Response:
@@ -150,3 +147,8 @@ def _json_response(path: str, outcomes: list[Outcome]) -> Response:
             )
     body = json.dumps({"items": items}).encode()
     return Response(body, media_type="application/json", headers=_summary_headers(outcomes))
+
+
+def _summary_headers(outcomes: list[Outcome]) -> dict[str, str]:
+    failed = sum(isinstance(outcome, AtelierError) for outcome in outcomes)
+    return {"X-Items": str(len(outcomes)), "X-Items-Failed": str(failed)}
