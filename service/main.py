@@ -15,7 +15,7 @@ from service.config import Settings
 from service.errors import Problem, install_error_handlers
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from service.routes import batch, health, presets, styles, stylize, web
+from service.routes import batch, health, presets, styles, stylize, videos, web
 from service.services import Services, build_services
 from service.thumbnails import PresetThumbnails
 
@@ -77,11 +77,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.thumbnails = PresetThumbnails()
     app.state.services = None
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_upload_bytes,
+        path_limits={videos.UPLOAD_PATH: settings.video_max_bytes},
+    )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)  # outermost: sees every response
     app.include_router(stylize.router)
     app.include_router(batch.router)
     app.include_router(styles.router)
+    app.include_router(videos.router)
     app.include_router(health.router)
     app.include_router(presets.router)
     app.include_router(web.router)

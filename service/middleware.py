@@ -72,19 +72,22 @@ class RequestContextMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuses request bodies over ``max_bytes``: at once from Content-Length, or while streaming."""
+    """Refuses request bodies over ``max_bytes`` (``path_limits``: another limit for exact paths, such as
+    the video uploads): at once from Content-Length, or while streaming."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: dict[str, int] | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_bytes = max_bytes
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.path_limits.get(scope["path"], self.default_bytes)
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            error = ContentTooLarge(f"the request body is {declared} bytes; the limit is {self.max_bytes}")
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            error = ContentTooLarge(f"the request body is {declared} bytes; the limit is {max_bytes}")
             response = problem_response(
                 Request(scope), error.status, error.slug, error.title, error.detail, {"Connection": "close"}
             )
@@ -97,9 +100,9 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     # Raised inside the app's form parsing; FastAPI wraps it and errors.py unwraps it.
-                    raise ContentTooLarge(f"the request body is over the limit of {self.max_bytes} bytes")
+                    raise ContentTooLarge(f"the request body is over the limit of {max_bytes} bytes")
             return message
 
         await self.app(scope, counting_receive, send)
