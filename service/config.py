@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     )
     # Video jobs (POST /v1/videos; docs/video.md)
     video_dir: Path = Field(
-        REPO_ROOT / ".cache" / "videos", description="uploads and results of video jobs (shared by replicas and workers)"
+        REPO_ROOT / ".cache" / "videos", description="video jobs' uploads and results (shared by replicas and workers)"
     )
     video_max_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="largest video upload, in bytes")
     video_max_duration_s: float = Field(600.0, gt=0, description="longest video clip, in seconds")

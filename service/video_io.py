@@ -105,7 +105,9 @@ def probe(path: Path, limits: VideoLimits) -> VideoInfo:
         if duration > limits.max_duration_s:
             raise ContentTooLarge(f"the clip lasts {duration:.1f} s; the limit is {limits.max_duration_s:g} s")
         rate = video.average_rate or video.guessed_rate or Fraction(frames, max(duration, 1e-3)).limit_denominator()
-        return VideoInfo(width, height, frames, duration, Fraction(rate), rotation, audio.codec_context.name if audio else None)
+        return VideoInfo(
+            width, height, frames, duration, Fraction(rate), rotation, audio.codec_context.name if audio else None
+        )
 
 
 def _reason(exc: Exception) -> str:
@@ -179,7 +181,9 @@ def transcode(
                     written += 1
                     on_frame(written)
         except av.FFmpegError as exc:
-            raise UnsupportedVideo(f"decoding stopped at frame {written + 1}: truncated or corrupt ({_reason(exc)})") from exc
+            raise UnsupportedVideo(
+                f"decoding stopped at frame {written + 1}: truncated or corrupt ({_reason(exc)})"
+            ) from exc
         for out_packet in video.encode():
             out.mux(out_packet)
     return written

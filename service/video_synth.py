@@ -98,7 +98,9 @@ def frames(
         if previous is not None:
             back = pixels @ (np.linalg.inv(previous) @ camera).T  # frame t pixel -> frame t-1 pixel
             flow = (back[..., :2] - pixels[..., :2]).astype(np.float32)
-            valid = (back[..., 0] >= 0) & (back[..., 0] <= width - 1) & (back[..., 1] >= 0) & (back[..., 1] <= height - 1)
+            valid = (
+                (back[..., 0] >= 0) & (back[..., 0] <= width - 1) & (back[..., 1] >= 0) & (back[..., 1] <= height - 1)
+            )
         cover = np.zeros((height, width), bool)
         if object_rgb is not None and object_mask is not None:
             x, y = object_at(t)
