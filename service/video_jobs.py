@@ -135,7 +135,7 @@ class LocalStore:
             active = sum(r.status in ACTIVE for r in self._jobs.values())
             if active >= limit:
                 raise Overloaded(f"{active} video jobs are queued or running, the limit; retry later", 5)
-            self._jobs[record.id] = record
+            self._jobs[record.id] = replace(record)  # the caller keeps its copy as submitted
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._lock:
