@@ -30,7 +30,6 @@ def run_job(job_id: str) -> None:
 
 
 def main() -> int:
-    global _runner
     settings = Settings()
     configure_logging(settings.log_level)
     if settings.redis_url is None:
@@ -44,7 +43,11 @@ def main() -> int:
         start_http_server(settings.video_metrics_port, addr=settings.host, registry=metrics.registry)
     registry = ModelRegistry.load(settings)
     client = video_redis(settings)
-    _runner = JobRunner(settings, RedisStore(client, settings.video_result_ttl_s), registry, metrics)
+    runner = JobRunner(settings, RedisStore(client, settings.video_result_ttl_s), registry, metrics)
+    # RQ imports the job function as service.video_worker, not as this __main__ module: set it there.
+    import service.video_worker as job_module
+
+    job_module._runner = runner
     settings.video_dir.mkdir(parents=True, exist_ok=True)
     log.info("video worker ready", extra={"models": [m.label for m in registry.all()], "queue": QUEUE_NAME})
     worker = SimpleWorker([Queue(QUEUE_NAME, connection=client)], connection=client)
