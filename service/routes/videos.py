@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, File, Form, Path, UploadFile
@@ -38,6 +38,24 @@ display rotation and the audio track (copied) of the upload. Jobs are private to
 expire `ATELIER_VIDEO_RESULT_TTL_S` after they end. More than `ATELIER_VIDEO_MAX_JOBS` jobs queued or
 running get 429.
 """
+
+_VIDEO_DESCRIPTIONS = {
+    404: "No such job for this API key (or it has expired); for POST, an unknown model, style or preset",
+    413: "Upload bytes, duration, frame count or frame size over the configured limit",
+    415: "Not a video this server decodes: no video track, audio only, truncated or corrupt",
+    422: "A field out of range, or frames smaller than the smallest side",
+    429: "ATELIER_VIDEO_MAX_JOBS jobs are queued or running: retry after Retry-After seconds",
+}
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The shared problem responses, with what each status means for video jobs."""
+    responses = problem_responses(*codes)
+    for code, text in _VIDEO_DESCRIPTIONS.items():
+        if code in responses:
+            responses[code] = {**responses[code], "description": text}
+    return responses
+
 
 JobId = Annotated[str, Path(pattern="^[0-9a-f]{32}$", description="the job id")]
 
@@ -78,7 +96,7 @@ def _save_and_probe(services: Services, upload: UploadFile, job_id: str) -> Vide
     response_model=VideoJob,
     responses={
         202: {"description": "The job, queued", "headers": {"Location": {"schema": {"type": "string"}}}},
-        **problem_responses(400, 401, 404, 413, 415, 422, 429, 503),
+        **_problems(400, 401, 404, 413, 415, 422, 429, 503),
     },
 )
 async def submit_video(
@@ -139,7 +157,7 @@ async def _record(services: Services, job_id: str, owner: str) -> JobRecord:
     "/videos/{job_id}",
     summary="A video job's status and progress",
     response_model=VideoJob,
-    responses=problem_responses(401, 404),
+    responses=_problems(401, 404, 422),
 )
 async def get_video(services: ServicesDep, owner: Owner, job_id: JobId) -> JSONResponse:
     return _job_response(await _record(services, job_id, owner))
@@ -151,7 +169,7 @@ async def get_video(services: ServicesDep, owner: Owner, job_id: JobId) -> JSONR
     response_class=FileResponse,
     responses={
         200: {"description": "The stylised clip", "content": {"video/mp4": {}, "video/x-matroska": {}}},
-        **problem_responses(401, 404),
+        **_problems(401, 404, 422),
         409: {
             "description": "The job is not done (queued, running, failed or cancelled)",
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
@@ -171,7 +189,7 @@ async def get_video_result(services: ServicesDep, owner: Owner, job_id: JobId) -
     "/videos/{job_id}",
     summary="Cancel a video job",
     response_model=VideoJob,
-    responses=problem_responses(401, 404),
+    responses=_problems(401, 404, 422),
 )
 async def cancel_video(services: ServicesDep, owner: Owner, job_id: JobId) -> JSONResponse:
     await _record(services, job_id, owner)
