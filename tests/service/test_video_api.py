@@ -317,3 +317,27 @@ def test_variable_frame_rate_keeps_each_frames_time(http: httpx.Client, image_di
     got, want = streams(tmp_path / "out.mp4"), streams(path)
     assert got["frames"] == want["frames"] == len(gaps)
     assert np.allclose(np.diff(got["times"]), np.diff(want["times"]), atol=2e-3), (got["times"], want["times"])
+
+
+@pytest.mark.parametrize("container", ["gif", "mov"])
+def test_animated_gif_and_mov(http: httpx.Client, image_dir: Path, tmp_path: Path, container: str) -> None:
+    path = tmp_path / f"clip.{container}"
+    source = (f.rgb for f in frames(image_dir / "content" / "tubingen.jpg", "pan", 8, SIZE))
+    if container == "gif":
+        with av.open(str(path), "w", format="gif") as out:
+            stream = out.add_stream("gif", rate=10)
+            stream.width, stream.height, stream.pix_fmt = SIZE[0], SIZE[1], "rgb8"
+            for rgb in source:
+                for p in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                    out.mux(p)
+            for p in stream.encode():
+                out.mux(p)
+    else:
+        write_clip(path, source, fps=10, container="mov")
+    answer = submit(http, path)
+    assert answer.status_code == 202, answer.text
+    assert wait(http, answer.json()["id"], ("done", "failed"))[-1]["status"] == "done"
+    (tmp_path / "out.mp4").write_bytes(http.get(f"/v1/videos/{answer.json()['id']}/result").content)
+    got, want = streams(tmp_path / "out.mp4"), streams(path)
+    assert got["frames"] == want["frames"] == 8 and got["size"] == SIZE
+    assert np.allclose(got["times"], want["times"], atol=2e-3)
