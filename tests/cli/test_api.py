@@ -14,8 +14,16 @@ from atelier.client import Client
 from atelier.local import Local
 from tests.service.conftest import LiveServer
 
-API = ("stylize", "stylize_bytes", "stylize_many", "stylize_batch", "register_style", "get_style", "list_styles",
-       "list_models")
+API = (
+    "stylize",
+    "stylize_bytes",
+    "stylize_many",
+    "stylize_batch",
+    "register_style",
+    "get_style",
+    "list_styles",
+    "list_models",
+)
 
 
 def test_local_and_client_have_the_same_methods() -> None:
@@ -60,8 +68,9 @@ def test_styles_and_models_over_both(local: Local, live: LiveServer, image_dir: 
             assert record["id"] in {item["id"] for item in listing["items"]}
             assert len(listing["presets"]) == 26
             assert {m["name"] for m in engine.list_models()} == {"magenta-mobile", "presets-26"}
-            stylized = engine.stylize_bytes(image_dir / "content" / "tubingen.jpg", style_id=record["id"],
-                                            max_side=96, format="jpeg")
+            stylized = engine.stylize_bytes(
+                image_dir / "content" / "tubingen.jpg", style_id=record["id"], max_side=96, format="jpeg"
+            )
             assert stylized.media_type == "image/jpeg" and stylized.style_id == record["id"]
             assert stylized.image().size == (96, 72)
 

@@ -25,10 +25,14 @@ def one_error_line(run: Run) -> str:
 
 
 CASES = {
-    "style-image": (["--style", "{style}", "--strength", "0.7", "--preserve-color"],
-                    {"strength": "0.7", "preserve_color": "true"}),
-    "preset-blend": (["--preset", "3:0.25,style-07:0.75"], {"styles": "preset:3,preset:style-07",
-                                                          "weights": "0.25,0.75"}),
+    "style-image": (
+        ["--style", "{style}", "--strength", "0.7", "--preserve-color"],
+        {"strength": "0.7", "preserve_color": "true"},
+    ),
+    "preset-blend": (
+        ["--preset", "3:0.25,style-07:0.75"],
+        {"styles": "preset:3,preset:style-07", "weights": "0.25,0.75"},
+    ),
 }
 
 
@@ -67,8 +71,11 @@ def test_folder_keeps_relative_paths_and_json_lines(cli_env: dict[str, str], ima
     sources = small_images(photos, 6)
     (photos / "notes.txt").write_text("not an image: skipped")
     out = tmp_path / "out"
-    run = run_cli(["stylize", str(photos), "-o", str(out), "--preset", "4", "--format", "jpeg", "--json"],
-                  cwd=tmp_path, env=cli_env)
+    run = run_cli(
+        ["stylize", str(photos), "-o", str(out), "--preset", "4", "--format", "jpeg", "--json"],
+        cwd=tmp_path,
+        env=cli_env,
+    )
     assert run.code == 0, run.stderr
     records = [json.loads(line) for line in run.text.splitlines()]
     assert len(records) == 6
@@ -81,8 +88,12 @@ def test_folder_keeps_relative_paths_and_json_lines(cli_env: dict[str, str], ima
 
 def test_stdin_to_stdout(cli_env: dict[str, str], image_dir: Path, tmp_path: Path) -> None:
     content = (image_dir / "content" / "golden_gate_sq.jpg").read_bytes()
-    run = run_cli(["stylize", "-", "--preset", "style-04", "--max-side", "96", "-o", "-"], cwd=tmp_path,
-                  env=cli_env, stdin=content)
+    run = run_cli(
+        ["stylize", "-", "--preset", "style-04", "--max-side", "96", "-o", "-"],
+        cwd=tmp_path,
+        env=cli_env,
+        stdin=content,
+    )
     assert run.code == 0, run.stderr
     assert run.stdout[:8] == b"\x89PNG\r\n\x1a\n"
     assert pixels(run.stdout).shape == (96, 96, 3)
@@ -91,8 +102,19 @@ def test_stdin_to_stdout(cli_env: dict[str, str], image_dir: Path, tmp_path: Pat
 
 def test_single_file_json_is_one_object(cli_env: dict[str, str], image_dir: Path, tmp_path: Path) -> None:
     content = image_dir / "content" / "eiffel_tower.jpg"
-    run = run_cli(["stylize", str(content), "--style", str(image_dir / "style" / "starry_night.jpg"),
-                   "--max-side", "128", "--json"], cwd=tmp_path, env=cli_env)
+    run = run_cli(
+        [
+            "stylize",
+            str(content),
+            "--style",
+            str(image_dir / "style" / "starry_night.jpg"),
+            "--max-side",
+            "128",
+            "--json",
+        ],
+        cwd=tmp_path,
+        env=cli_env,
+    )
     assert run.code == 0, run.stderr
     record = json.loads(run.text)
     assert record["output"] == "eiffel_tower.stylized.png" and (tmp_path / record["output"]).is_file()
@@ -101,8 +123,21 @@ def test_single_file_json_is_one_object(cli_env: dict[str, str], image_dir: Path
 
 
 def test_sheet_has_every_preset(cli_env: dict[str, str], image_dir: Path, tmp_path: Path) -> None:
-    run = run_cli(["sheet", str(image_dir / "content" / "golden_gate_sq.jpg"), "--tile", "64", "--columns", "9",
-                   "-o", "sheet.png", "--json"], cwd=tmp_path, env=cli_env)
+    run = run_cli(
+        [
+            "sheet",
+            str(image_dir / "content" / "golden_gate_sq.jpg"),
+            "--tile",
+            "64",
+            "--columns",
+            "9",
+            "-o",
+            "sheet.png",
+            "--json",
+        ],
+        cwd=tmp_path,
+        env=cli_env,
+    )
     assert run.code == 0, run.stderr
     record = json.loads(run.text)
     assert record["presets"] == 26 and record["model"] == "presets-26/1"
@@ -112,8 +147,8 @@ def test_sheet_has_every_preset(cli_env: dict[str, str], image_dir: Path, tmp_pa
     # Every tile differs from its neighbour: 26 different presets were applied, not one 26 times.
     grid = np.asarray(sheet.convert("L"), dtype=np.float32)
     cell = sheet.width // 9
-    rows = [grid[6: 6 + 64, 6 + i * cell: 6 + i * cell + 64] for i in range(9)]
-    assert all(np.abs(a - b).mean() > 2 for a, b in zip(rows, rows[1:]))
+    rows = [grid[6 : 6 + 64, 6 + i * cell : 6 + i * cell + 64] for i in range(9)]
+    assert all(np.abs(a - b).mean() > 2 for a, b in zip(rows, rows[1:], strict=False))
 
 
 @pytest.mark.parametrize(
@@ -132,16 +167,22 @@ def test_input_errors_exit_2_with_one_line(
     args: list[str], expected: str, cli_env: dict[str, str], image_dir: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "bad.jpg").write_text("this is not a JPEG")
-    names = {"missing": str(tmp_path / "missing.jpg"), "bad": str(tmp_path / "bad.jpg"),
-             "good": str(image_dir / "content" / "tubingen.jpg")}
+    names = {
+        "missing": str(tmp_path / "missing.jpg"),
+        "bad": str(tmp_path / "bad.jpg"),
+        "good": str(image_dir / "content" / "tubingen.jpg"),
+    }
     run = run_cli([a.format(**names) for a in args], cwd=tmp_path, env=cli_env)
     assert expected in one_error_line(run)
     assert not list(tmp_path.glob("*.stylized.*"))
 
 
 def test_server_that_does_not_answer_exits_1(cli_env: dict[str, str], image_dir: Path, tmp_path: Path) -> None:
-    run = run_cli(["stylize", str(image_dir / "content" / "tubingen.jpg"), "--preset", "3", "--server",
-                   "http://127.0.0.1:9"], cwd=tmp_path, env=cli_env)
+    run = run_cli(
+        ["stylize", str(image_dir / "content" / "tubingen.jpg"), "--preset", "3", "--server", "http://127.0.0.1:9"],
+        cwd=tmp_path,
+        env=cli_env,
+    )
     assert run.code == 1 and len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert "no answer from http://127.0.0.1:9" in run.stderr
 
@@ -182,8 +223,9 @@ def test_train_without_torch_prints_the_install_line(tmp_path: Path) -> None:
 
     code = "import sys; sys.modules['torch'] = None; from atelier.cli import main; sys.exit(main(sys.argv[1:]))"
     for command in ("train", "export"):
-        done = subprocess.run([sys.executable, "-c", code, command, "--help"], capture_output=True, text=True,
-                              timeout=60, cwd=tmp_path)
+        done = subprocess.run(
+            [sys.executable, "-c", code, command, "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+        )
         assert done.returncode == 2, done.stderr
         assert done.stderr.strip() == (
             f"atelier: error: `atelier {command}` needs PyTorch, the train extra: "

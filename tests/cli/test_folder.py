@@ -18,7 +18,10 @@ from tests.cli.conftest import small_images
 
 @pytest.mark.slow
 def test_fifty_images_one_model_load_one_style_embedding(
-    model_repository: Path, image_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    model_repository: Path,
+    image_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     counts: Counter[str] = Counter()
@@ -59,8 +62,9 @@ def test_fifty_images_one_model_load_one_style_embedding(
     sources = small_images(photos, 50)
     out = tmp_path / "out"
     style = image_dir / "style" / "starry_night.jpg"
-    code = main(["stylize", str(photos), "-o", str(out), "--style", str(style), "--model-dir",
-                 str(model_repository), "--json"])
+    code = main(
+        ["stylize", str(photos), "-o", str(out), "--style", str(style), "--model-dir", str(model_repository), "--json"]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     records = [json.loads(line) for line in captured.out.splitlines()]

@@ -28,9 +28,23 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     out = tmp_path_factory.mktemp("generated")
     env = {**os.environ, "PATH": f"{GENERATOR.parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # its ruff hooks
     done = subprocess.run(
-        [str(GENERATOR), "generate", "--path", str(SPEC_PATH), "--config", str(CONFIG), "--meta", "none",
-         "--output-path", str(out / PACKAGE)],
-        capture_output=True, text=True, timeout=180, env=env, cwd=out,
+        [
+            str(GENERATOR),
+            "generate",
+            "--path",
+            str(SPEC_PATH),
+            "--config",
+            str(CONFIG),
+            "--meta",
+            "none",
+            "--output-path",
+            str(out / PACKAGE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=out,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     # The generator warns (and leaves endpoints out) for what it cannot type: there must be nothing.

@@ -33,8 +33,9 @@ def test_make_run_is_atelier_serve_and_serves_the_same(
     assert command == f"HOST=127.0.0.1 PORT={port} .venv/bin/atelier serve"
     env = {**os.environ, "ATELIER_MODEL_DIR": str(model_repository), "ATELIER_STYLE_DIR": str(tmp_path / "styles")}
     log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(["bash", "-c", command], cwd=REPO, env=env, stdout=log, stderr=log,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        ["bash", "-c", command], cwd=REPO, env=env, stdout=log, stderr=log, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -48,7 +49,8 @@ def test_make_run_is_atelier_serve_and_serves_the_same(
         assert httpx.get(url + "/openapi.json").json() == json.loads(SPEC_PATH.read_text())
 
         def models(base: str) -> list[dict]:
-            return [{k: v for k, v in m.items() if k != "warmup_s"} for m in httpx.get(base + "/readyz").json()["models"]]
+            listed = httpx.get(base + "/readyz").json()["models"]
+            return [{k: v for k, v in m.items() if k != "warmup_s"} for m in listed]
 
         assert models(url) == models(live.url)
         files = {"content": (image_dir / "content" / "tubingen.jpg").read_bytes()}
