@@ -1,10 +1,11 @@
 """``Local``: the service's pipeline in this process, with the same methods as ``atelier.Client``.
 
 The models load once per ``Local`` (``ModelRegistry.load``, as the server does at start-up) and the
-work runs on the service's own objects: style resolution, the embedding cache, the codec threads,
-the micro-batcher and the stylist. So a stylised image is the same bytes as ``POST /v1/stylize``
-answers. The event loop runs on a thread of its own, so that plain (non-async) callers can hand
-it many images at once and they share its batches.
+work runs on the service's own objects, built by its composition root (``service.services``): style
+resolution, the embedding cache, the codec threads, the micro-batcher and the stylist. So a
+stylised image is the same bytes as ``POST /v1/stylize`` answers. The event loop runs on a thread
+of its own, so that plain (non-async) callers can hand it many images at once and they share its
+batches.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from PIL import Image
 
 from atelier.errors import AtelierClientError, ProblemError
 from atelier.inputs import ImageSource, Options, StyleChoice, Stylized, image_bytes
-from atelier.wiring import running_services
 from service.config import Settings
-from service.deps import Services
 from service.errors import PROBLEM_BASE, AtelierError
-from service.pipeline import StyleFields, StyleSpec, StylizeJob, lookup_style, require_kind
 from service.routes.styles import list_models as models_route
 from service.routes.styles import list_styles as styles_route
+from service.services import Services, running_services
+from service.style_resolution import StyleSpec, lookup_style, require_kind
 from service.styles import PUBLIC_OWNER
+from service.stylist import StylizeOptions
 
 T = TypeVar("T")
 OWNER = PUBLIC_OWNER  # in process there are no API keys: the styles a keyless server shares
@@ -41,6 +42,20 @@ DEFAULT_CONCURRENCY = 16
 def problem(exc: AtelierError) -> ProblemError:
     """The service's exception as the problem a server would have answered."""
     return ProblemError(exc.status, exc.title, exc.detail, PROBLEM_BASE + exc.slug)
+
+
+def service_options(choice: StyleChoice, opts: Options) -> StylizeOptions:
+    """The stylize routes' own options object, so a job is built the way POST /v1/stylize builds it."""
+    return StylizeOptions(
+        styles=choice.styles,
+        weights=choice.weights,
+        strength=opts.strength,
+        preserve_color=opts.preserve_color,
+        max_side=opts.max_side,
+        format=opts.format,
+        quality=opts.quality,
+        model=choice.model,
+    )
 
 
 class Local:
@@ -202,7 +217,7 @@ class Local:
     # -- on the loop --------------------------------------------------------------------------------
 
     async def _resolve(self, services: Services, choice: StyleChoice, embed: bool) -> tuple[Any, StyleSpec]:
-        fields = StyleFields(choice.style, choice.style_id, choice.preset, choice.styles, choice.weights, choice.model)
+        fields = service_options(choice, Options()).style_fields(choice.style, choice.style_id, choice.preset)
         chosen, spec = await services.resolve(fields, OWNER)
         if embed and spec.image is not None:  # one prediction for every image of a folder
             reference, embedding = await services.stylist.style_embedding(chosen, spec.image)
@@ -212,12 +227,12 @@ class Local:
     async def _one(self, services: Services, choice: StyleChoice, opts: Options, data: bytes) -> Stylized:
         # As POST /v1/stylize: resolve, then the stylist with the style image (a cache hit after the first).
         chosen, spec = await self._resolve(services, choice, embed=False)
-        return await self._run(services, chosen, spec, opts, data)
+        return await self._run(services, chosen, spec, service_options(choice, opts), data)
 
-    async def _run(self, services: Services, chosen: Any, spec: StyleSpec, opts: Options, data: bytes) -> Stylized:
-        job = StylizeJob(
-            chosen, data, spec, opts.strength, opts.preserve_color, opts.max_side, opts.format, opts.quality
-        )
+    async def _run(
+        self, services: Services, chosen: Any, spec: StyleSpec, options: StylizeOptions, data: bytes
+    ) -> Stylized:
+        job = options.job(chosen, data, spec)
         with services.admission.admit():
             result = await services.stylist.run(job)
         return Stylized(
@@ -235,13 +250,14 @@ class Local:
     ) -> None:
         try:
             chosen, spec = await self._resolve(services, choice, embed=True)
+            options = service_options(choice, opts)
             gate = asyncio.Semaphore(limit)
 
             async def one(index: int, source: ImageSource) -> None:
                 async with gate:
                     try:
                         data = await services.pool.run(image_bytes, source, "content image")
-                        done.put((index, await self._run(services, chosen, spec, opts, data)))
+                        done.put((index, await self._run(services, chosen, spec, options, data)))
                     except AtelierError as exc:
                         done.put((index, problem(exc)))
                     except AtelierClientError as exc:

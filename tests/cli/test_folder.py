@@ -10,9 +10,9 @@ import pytest
 
 from atelier.cli import main
 from service.batching import BatchKey, MicroBatcher
-from service.pipeline import Stylist
 from service.registry import ModelRegistry
 from service.runtime import OnnxModel
+from service.stylist import Stylist
 from tests.cli.conftest import small_images
 
 
