@@ -142,7 +142,7 @@ def engine(server: str | None, api_key: str | None, model_dir: Path | None) -> A
         from atelier.client import Client
 
         return Client(server, api_key)
-    if model_dir is not None and not (model_dir / "").exists():
+    if model_dir is not None and not model_dir.is_dir():
         raise InputError(f"model repository {str(model_dir)!r} does not exist")
     if not VERBOSE:
         import onnxruntime
@@ -159,7 +159,7 @@ def emit(payload: dict[str, Any]) -> None:
     click.echo(json.dumps(payload, sort_keys=True))
 
 
-def progress(total: int, as_json: bool) -> Any:
+def progress(total: int) -> Any:
     """A tqdm bar on stderr for several images, off when stderr is not a terminal."""
     from tqdm import tqdm
 
@@ -350,7 +350,7 @@ def stylize_command(
             sources.append(item.source)
     started = time.perf_counter()
     failures: list[AtelierClientError] = []
-    with engine(server, api_key, model_dir) as runner, progress(len(items), as_json) as bar:
+    with engine(server, api_key, model_dir) as runner, progress(len(items)) as bar:
         for index, result in runner.stylize_many(sources, concurrency=jobs, **fields, **options):
             item = items[index]
             bar.update(1)
@@ -442,7 +442,7 @@ def sheet_command(
         def one(preset: dict[str, Any]) -> Stylized:
             return runner.stylize_bytes(data, preset=str(preset["index"]), model=preset["model"], max_side=tile)
 
-        with ThreadPoolExecutor(max_workers=8) as pool, progress(len(presets), as_json) as bar:
+        with ThreadPoolExecutor(max_workers=8) as pool, progress(len(presets)) as bar:
             tiles = []
             for result in pool.map(one, presets):
                 tiles.append(result)

@@ -11,7 +11,7 @@ from typing import BinaryIO, Literal
 
 from PIL import Image
 
-from atelier.errors import InputError
+from atelier.errors import InputError, ProblemError
 
 # A path, encoded bytes, a PIL image or an open binary file.
 ImageSource = str | os.PathLike | bytes | Image.Image | BinaryIO
@@ -100,6 +100,20 @@ class Options:
     max_side: int | None = None
     format: OutputFormat = "png"
     quality: int = 90
+
+    def __post_init__(self) -> None:
+        # The server's form validation (422), checked here too so that in process refuses the same values.
+        problems = []
+        if self.format not in FORMATS:
+            problems.append(f"format {self.format!r} is not one of {', '.join(FORMATS)}")
+        if not 0.0 <= self.strength <= 1.0:
+            problems.append(f"strength {self.strength} is not between 0 and 1")
+        if not 1 <= self.quality <= 100:
+            problems.append(f"quality {self.quality} is not between 1 and 100")
+        if self.max_side is not None and self.max_side < 1:
+            problems.append(f"max_side {self.max_side} is not a positive number of pixels")
+        if problems:
+            raise ProblemError(422, "Invalid field", "; ".join(problems), "urn:atelier:problem:invalid-field")
 
     def form(self) -> dict[str, str]:
         fields = {

@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
-from atelier.errors import AtelierClientError, ProblemError
+from atelier.errors import AtelierClientError, InputError, ProblemError
 from atelier.inputs import ImageSource, Options, StyleChoice, Stylized, image_bytes
+from onnx_export.manifest import ManifestError
 from service.config import Settings
 from service.errors import PROBLEM_BASE, AtelierError
 from service.routes.styles import list_models as models_route
@@ -89,6 +90,12 @@ class Local:
                 self._loop, self._thread = loop, thread
                 try:
                     self._services = self._submit(self._start()).result()
+                except ManifestError as exc:  # no models, or none that verify: the repository is the caller's
+                    self._stop_loop()
+                    raise InputError(str(exc)) from None
+                except AtelierError as exc:  # the default model is not in the repository
+                    self._stop_loop()
+                    raise problem(exc) from None
                 except BaseException:
                     self._stop_loop()
                     raise

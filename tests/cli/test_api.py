@@ -85,6 +85,9 @@ def test_problems_raise_with_status_and_title(where: str, local: Local, live: Li
         with pytest.raises(atelier.ProblemError) as bad:
             engine.stylize(b"not an image", preset="3")
         assert bad.value.status == 415 and bad.value.is_client_error
+        with pytest.raises(atelier.ProblemError) as invalid:
+            engine.stylize(image_dir / "content" / "tubingen.jpg", preset="3", format="gif")
+        assert invalid.value.status == 422 and "format 'gif'" in invalid.value.detail
         with pytest.raises(atelier.InputError):
             engine.stylize(image_dir / "content" / "missing.jpg", preset="3")
 

@@ -161,16 +161,19 @@ def test_sheet_has_every_preset(cli_env: dict[str, str], image_dir: Path, tmp_pa
         (["stylize", "{good}"], "give exactly one of --style, --style-id or --preset"),
         (["stylize", "{good}", "--preset", "3", "--strength", "2"], "--strength"),
         (["sheet", "{missing}"], "does not exist"),
+        (["stylize", "{good}", "--preset", "3", "--model-dir", "{empty}"], "no models in"),
     ],
 )
 def test_input_errors_exit_2_with_one_line(
     args: list[str], expected: str, cli_env: dict[str, str], image_dir: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "bad.jpg").write_text("this is not a JPEG")
+    (tmp_path / "empty").mkdir()
     names = {
         "missing": str(tmp_path / "missing.jpg"),
         "bad": str(tmp_path / "bad.jpg"),
         "good": str(image_dir / "content" / "tubingen.jpg"),
+        "empty": str(tmp_path / "empty"),
     }
     run = run_cli([a.format(**names) for a in args], cwd=tmp_path, env=cli_env)
     assert expected in one_error_line(run)
