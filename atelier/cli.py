@@ -111,10 +111,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cli(verbose: bool) -> None:
     global VERBOSE
     VERBOSE = verbose
-    quiet = logging.INFO if verbose else logging.ERROR
-    logging.basicConfig(level=quiet, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def quiet_logs() -> None:
+    """For the commands that run the service's code in this process (not `serve`, which logs as the
+    server does): its logs at ERROR on stderr as plain lines, or everything with -v."""
+    level = logging.INFO if VERBOSE else logging.ERROR
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for name in ("service", "onnx_export", "training"):
-        logging.getLogger(name).setLevel(quiet)
+        logging.getLogger(name).setLevel(level)
 
 
 # -- shared options -----------------------------------------------------------------------------------
@@ -144,6 +149,7 @@ def engine(server: str | None, api_key: str | None, model_dir: Path | None) -> A
         return Client(server, api_key)
     if model_dir is not None and not model_dir.is_dir():
         raise InputError(f"model repository {str(model_dir)!r} does not exist")
+    quiet_logs()
     if not VERBOSE:
         import onnxruntime
 
@@ -503,6 +509,7 @@ def models_command(server: str | None, api_key: str | None, model_dir: Path | No
     else:
         from atelier.manifests import installed_models
 
+        quiet_logs()
         rows = installed_models(model_dir)
     for row in rows:
         if as_json:

@@ -59,6 +59,10 @@ def test_make_run_is_atelier_serve_and_serves_the_same(
         theirs = httpx.post(live.url + "/v1/stylize", data=form, files=files, timeout=60)
         assert ours.status_code == theirs.status_code == 200
         assert ours.content == theirs.content
+        # It logs as the server does: JSON lines, the ready line and the access log included.
+        logged = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines() if line[:1] == "{"]
+        assert any(line["msg"] == "ready" for line in logged)
+        assert any(line.get("route") == "/v1/stylize" and line.get("status") == 200 for line in logged)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)  # its own session: bash and the server in it
