@@ -69,3 +69,4 @@ bench: setup  ## batch cost, request cost, the load generator, the peer comparis
 	$(BIN)/python -m bench.load --out bench/results/load.json
 	$(BIN)/python -m bench.peer --rounds 3 --calls 8 --calls-1024 3 --out bench/results/peer.json
 	$(BIN)/python -m bench.memory --out bench/results/memory.json
+	$(BIN)/python -m bench.code_paths --out bench/results/code_paths.json
