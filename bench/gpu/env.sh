@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the GPU benchmark scripts: which Python runs them, where results go, and the CUDA check.
 #   PY   the interpreter with the project and onnxruntime-gpu installed (default: the project's .venv)
 #   OUT  where the JSON files go (default: artifacts/gpu)
