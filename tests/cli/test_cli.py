@@ -84,6 +84,52 @@ def test_folder_keeps_relative_paths_and_json_lines(cli_env: dict[str, str], ima
     for record in records:
         assert record["media_type"] == "image/jpeg" and record["style_id"] == "preset:style-04"
         assert Image.open(record["output"]).size == (record["width"], record["height"])
+    # stderr is not a terminal here: no progress bar, only the summary line.
+    assert "\r" not in run.stderr and run.stderr.strip().startswith("6 of 6 images in ")
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+def test_progress_bar_on_a_terminal(cli_env: dict[str, str], tmp_path: Path) -> None:
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    from tests.cli.conftest import small_images
+
+    small_images(tmp_path / "photos", 4)
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal 100 wide
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "atelier", "stylize", "photos", "-o", "out", "--preset", "2", "--json"],
+            cwd=tmp_path,
+            env={**os.environ, **cli_env},
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=300,
+        )
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if follower >= 0:
+            os.close(follower)
+        os.close(leader)
+    assert done.returncode == 0, shown
+    assert b"| 0/4 [" in shown and b"img/s]" in shown, shown  # tqdm's bar, on the terminal only
+    assert len(done.stdout.decode().splitlines()) == 4
 
 
 def test_stdin_to_stdout(cli_env: dict[str, str], image_dir: Path, tmp_path: Path) -> None:
