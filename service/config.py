@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     )
     video_workers: int = Field(2, ge=1, description="threads running video jobs in the embedded default (no Redis)")
     video_consistency: float = Field(
-        0.6, ge=0, le=0.95, description="default `consistency` of a video job: 0 = frame by frame"
+        0.9, ge=0, le=0.95, description="default `consistency` of a video job: 0 = frame by frame"
     )
     video_result_ttl_s: int = Field(3600, ge=1, description="how long a finished video job and its result are kept")
     video_lease_s: float = Field(

@@ -32,7 +32,7 @@ class VideoSpec:
     strength: float = 1.0
     preserve_color: bool = False
     max_side: int | None = None
-    consistency: float = 0.6
+    consistency: float = 0.9
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

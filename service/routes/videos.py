@@ -28,8 +28,9 @@ DESCRIPTION = """
 Stylise a whole clip as a job. `video` is an MP4 (H.264), WebM (VP9), MOV or animated GIF within the
 server's limits on bytes, duration, frames and frame size (`ATELIER_VIDEO_MAX_*`). The style fields
 and options are those of `POST /v1/stylize` (`format` and `quality` apply to images only); the
-style embedding is computed once for the job. `consistency` (0..0.95) is the weight of the previous
-stylised frame, warped by the optical flow, where the flow is reliable: 0 is frame by frame.
+style embedding is computed once for the job. `consistency` (0..0.95; the server's default when
+omitted) is the weight of the previous stylised frame's coarse band, warped by the optical flow,
+where the flow is reliable: 0 is frame by frame.
 
 The answer is `202` with `Location` naming the job; poll it with `GET /v1/videos/{id}`, fetch the
 result from `GET /v1/videos/{id}/result` once its status is `done`, cancel with `DELETE`. The result is
