@@ -7,12 +7,14 @@ stylised frame where that flow is reliable,
 
     out_t = s_t + w * c_t * (G * warp(out_{t-1}) - G * s_t)
 
-with ``G *`` a Gaussian blur of ``DETAIL_SIGMA`` pixels (the blend acts on the coarse band; each frame
-keeps its own finest texture, which a full blend washes out), ``w`` the ``consistency`` option and ``c_t`` the reliability mask of Ruder et al.: the
-forward-backward check (the backward flow and the forward flow at its target must cancel out,
-|b + f(x+b)|^2 <= 0.01 (|b|^2 + |f(x+b)|^2) + 0.5) and, to drop cuts and disocclusions that the flow
-check misses, a photometric check on the warped content. The flow is OpenCV's DIS flow (Kroeger et
-al. 2016), computed on grey frames scaled to at most ``FLOW_SIDE`` pixels on the longest side.
+with ``G *`` a Gaussian blur of ``DETAIL_SIGMA`` pixels (the blend acts on the coarse band; each
+frame keeps its own finest texture, which a full blend washes out), ``w`` the ``consistency``
+option and ``c_t`` the reliability mask of Ruder et al.: the forward-backward check (the backward
+flow and the forward flow at its target must cancel out,
+|b + f(x+b)|^2 <= 0.01 (|b|^2 + |f(x+b)|^2) + 0.5) and, to drop cuts and disocclusions that the
+flow check misses, a photometric check on the warped content. The flow is OpenCV's DIS flow
+(Kroeger et al. 2016), computed on grey frames scaled to at most ``FLOW_SIDE`` pixels on the
+longest side.
 
 The measure is the warping error of Lai et al. 2018 ("Learning Blind Video Temporal Consistency"):
 the mean over frames of the squared colour difference between each output frame and the previous
