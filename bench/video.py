@@ -129,24 +129,50 @@ def job_fps(model: LoadedModel, vector: list[float], clip: Path, weight: float, 
     return {"frames": written, "seconds": round(seconds, 3), "fps": round(written / seconds, 3)}
 
 
+def blend_ms(default: float, size: tuple[int, int], count: int) -> float:
+    """The flow and the blend alone, per frame (median), on stylised-looking frames of ``size``."""
+    from service.consistency import TemporalBlender
+
+    blender = TemporalBlender(default)
+    times = []
+    for f in frames(PHOTO, "pan", count, size):
+        stylised = f.rgb.astype(np.float32) / 255.0
+        started = time.perf_counter()
+        blender(f.rgb, stylised)
+        times.append(time.perf_counter() - started)
+    return round(1000 * float(np.median(times[1:])), 2)
+
+
 def speed(model: LoadedModel, default: float, folder: Path, count: int) -> dict[str, object]:
+    """Best of a few alternating runs each: the machine is shared, and the best run is the least disturbed."""
     vector = embedding(model, STYLES[0])
     out: dict[str, object] = {}
-    for label, size, frames_ in (("640x360", (640, 360), count), ("1280x720", (1280, 720), max(8, count // 2))):
+    for label, size, frames_, reps in (("640x360", (640, 360), count, 3), ("1280x720", (1280, 720), 8, 2)):
         clip = folder / f"speed-{label}.mp4"
         write_clip(clip, (f.rgb for f in frames(PHOTO, "pan", frames_, size)), fps=25, audio_s=frames_ / 25)
         job_fps(model, vector, clip, 0.0)  # warm-up: first-run allocations at this size
-        off = job_fps(model, vector, clip, 0.0)
-        on = job_fps(model, vector, clip, default)
-        out[label] = {"off": off, "on": on, "overhead": round(off["fps"] / on["fps"] - 1.0, 3)}
+        runs: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
+        for _ in range(reps):
+            runs["off"].append(job_fps(model, vector, clip, 0.0))
+            runs["on"].append(job_fps(model, vector, clip, default))
+        off = max(runs["off"], key=lambda r: r["fps"])
+        on = max(runs["on"], key=lambda r: r["fps"])
+        out[label] = {
+            "off": off,
+            "on": on,
+            "overhead": round(off["fps"] / on["fps"] - 1.0, 3),
+            "flow_and_blend_ms_per_frame": blend_ms(default, size, 12),
+            "frame_ms_off": round(1000 / off["fps"], 1),
+            "runs": runs,
+        }
     out["target_overhead_max_640x360"] = 0.30
     return out
 
 
-def memory(model: LoadedModel, default: float, folder: Path, count: int) -> dict[str, object]:
+def memory(model: LoadedModel, default: float, folder: Path, count: int, size: tuple[int, int]) -> dict[str, object]:
     vector = embedding(model, STYLES[0])
     clip = folder / "long.mp4"
-    write_clip(clip, (f.rgb for f in frames(PHOTO, "pan", count, (640, 360))), fps=25, audio_s=count / 25)
+    write_clip(clip, (f.rgb for f in frames(PHOTO, "pan", count, size)), fps=25, audio_s=count / 25)
     samples: dict[int, float] = {}
     marks = {max(1, count * p // 10) for p in range(1, 11)}
 
@@ -159,7 +185,7 @@ def memory(model: LoadedModel, default: float, folder: Path, count: int) -> dict
     values = list(samples.values())
     return {
         "frames": count,
-        "size": "640x360",
+        "size": f"{size[0]}x{size[1]}",
         "consistency": default,
         "rss_mib_before": round(before, 1),
         "rss_mib_by_frame": samples,
@@ -174,7 +200,9 @@ def main() -> None:
     parser.add_argument("--speed-frames", type=int, default=48, help="frames of the 640x360 speed clip")
     parser.add_argument("--long-frames", type=int, default=1000, help="frames of the memory run; 0 skips it")
     parser.add_argument("--styles", type=int, default=1, choices=(1, 2), help="style images for the consistency part")
+    parser.add_argument("--long-size", default="640x360", help="frame size of the memory run, WxH")
     parser.add_argument("--skip-consistency", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args()
     settings = Settings()
@@ -189,9 +217,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         if not args.skip_consistency:
             report["consistency"] = consistency(model, default, args.frames, (320, 180), STYLES[: args.styles])
-        report["speed"] = speed(model, default, Path(folder), args.speed_frames)
+        if not args.skip_speed:
+            report["speed"] = speed(model, default, Path(folder), args.speed_frames)
         if args.long_frames:
-            report["memory"] = memory(model, default, Path(folder), args.long_frames)
+            width, height = (int(side) for side in args.long_size.split("x"))
+            report["memory"] = memory(model, default, Path(folder), args.long_frames, (width, height))
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

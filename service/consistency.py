@@ -29,7 +29,7 @@ import numpy as np
 FLOW_SIDE = 480  # longest side of the frames the flow is computed on
 PHOTOMETRIC_LIMIT = 24.0  # grey levels (0..255) between a content frame and the previous one warped to it
 MAX_WEIGHT = 0.95  # 1 would freeze the first frame wherever the flow holds
-DETAIL_SIGMA = 0.9  # px: the Gaussian that splits a frame into the blended coarse band and its own detail
+DETAIL_SIGMA = 1.0  # px: the Gaussian that splits a frame into the blended coarse band and its own detail
 
 
 def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
