@@ -403,8 +403,7 @@ class VideoJobs:
         self.store = store
         self.dispatcher = dispatcher
         self.metrics = metrics
-        self.files = JobFiles(settings.video_dir)
-        self.files.root.mkdir(parents=True, exist_ok=True)
+        self.files = JobFiles(settings.video_dir)  # created at the first upload, not at start-up
 
     def submit(self, record: JobRecord) -> None:
         self.files.sweep(self.settings.video_result_ttl_s + 3600)

@@ -78,6 +78,7 @@ def _job_response(record: JobRecord, status_code: int = 200) -> JSONResponse:
 def _save_and_probe(services: Services, upload: UploadFile, job_id: str) -> VideoInfo:
     s = services.settings
     path = services.videos.files.source(job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
     upload.file.seek(0)
     with path.open("wb") as out:
         shutil.copyfileobj(upload.file, out, 1024 * 1024)
