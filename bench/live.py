@@ -1,0 +1,167 @@
+"""Live painting over /v1/live on loopback: painted fps, latency and drop rate; prints JSON.
+
+    .venv/bin/python -m bench.live [--seconds 10] [--source-fps 30] [--preset style-03] \\
+        [--out bench/results/live.json]
+
+It starts `python -m service` once (the defaults of this machine) and, with the same server, runs:
+one stream at 320x240, one at 640x480, and four concurrent streams at 320x240. Each stream is a
+camera: it sends pre-encoded JPEG frames (a pan across a shared photo) at ``--source-fps`` whatever
+comes back, and the server paints the newest frame and drops the stale ones. Latency is from a
+frame's send to the arrival of its painted frame, on the client's clock; the drop rate is the share
+of frames sent that were never painted. One second of warm-up per scenario is not counted.
+
+The load generator runs on the same cores as the server (it only sends bytes and reads them back).
+A second server, started after the first is stopped, repeats the four streams with
+``ATELIER_MAX_BATCH_PIXELS`` raised so that four 320x240 frames share one ONNX Runtime run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from websockets.asyncio.client import connect
+
+from bench.common import IMAGES, emit, environment, serve
+
+SUBPROTOCOL = "atelier.live.v1"
+FOUR_320x240 = 4 * 320 * 240  # padded pixels of four frames: one run for four streams
+
+
+def pan_frames(size: tuple[int, int], count: int = 30) -> list[bytes]:
+    """JPEG frames panning across a shared photo, encoded once before any stream starts."""
+    width, height = size
+    with Image.open(IMAGES / "content" / "tubingen.jpg") as image:
+        photo = image.convert("RGB").resize((round(width * 1.5), height), Image.Resampling.LANCZOS)
+    frames = []
+    for index in range(count):
+        left = round((photo.width - width) * index / (count - 1))
+        buffer = io.BytesIO()
+        photo.crop((left, 0, left + width, height)).save(buffer, "JPEG", quality=80)
+        frames.append(buffer.getvalue())
+    return frames
+
+
+async def one_stream(
+    url: str, frames: list[bytes], preset: str, source_fps: float, warmup_s: float, seconds: float
+) -> dict[str, float | int]:
+    """A camera stream: frames at ``source_fps``; what came back in the measured window."""
+    async with connect(url, subprotocols=[SUBPROTOCOL], max_size=16 * 1024 * 1024) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "settings", "preset": preset, "format": "jpeg", "quality": 80}))
+        while json.loads(await ws.recv())["type"] != "settings":
+            pass
+        sent_at: dict[int, float] = {}
+        latencies: list[float] = []
+        painted = 0
+        started = time.perf_counter()
+        measure_from = started + warmup_s
+        stop_at = measure_from + seconds
+        first_measured_seq: int | None = None
+
+        async def receive() -> None:
+            nonlocal painted
+            timing: dict[str, object] | None = None
+            async for message in ws:
+                if isinstance(message, str):
+                    data = json.loads(message)
+                    timing = data if data["type"] == "frame" else timing
+                    continue
+                now = time.perf_counter()
+                assert timing is not None
+                seq = int(timing["seq"])  # type: ignore[call-overload]
+                if first_measured_seq is not None and seq >= first_measured_seq and now <= stop_at:
+                    latencies.append(now - sent_at[seq])
+                    painted += 1
+
+        receiver = asyncio.create_task(receive())
+        seq = 0
+        while (now := time.perf_counter()) < stop_at:
+            if first_measured_seq is None and now >= measure_from:
+                first_measured_seq = seq
+            sent_at[seq] = now
+            await ws.send(frames[seq % len(frames)])
+            seq += 1
+            await asyncio.sleep(max(0.0, started + seq / source_fps - time.perf_counter()))
+        await asyncio.sleep(0.5)  # answers to the last frames, not counted: they arrive after stop_at
+        receiver.cancel()
+        await asyncio.gather(receiver, return_exceptions=True)
+    sent = seq - (first_measured_seq or 0)
+    return {
+        "sent": sent,
+        "painted": painted,
+        "painted_fps": round(painted / seconds, 2),
+        "latency_ms_median": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+        "latency_ms_p90": round(float(np.percentile(latencies, 90)) * 1000, 1) if latencies else None,
+        "drop_rate": round(1 - painted / sent, 3) if sent else None,
+    }
+
+
+async def scenario(url: str, size: tuple[int, int], streams: int, args: argparse.Namespace) -> dict[str, object]:
+    frames = pan_frames(size)
+    results = await asyncio.gather(
+        *(one_stream(url, frames, args.preset, args.source_fps, args.warmup_s, args.seconds) for _ in range(streams))
+    )
+    latencies = [r["latency_ms_median"] for r in results if r["latency_ms_median"] is not None]
+    sent = sum(int(r["sent"]) for r in results)
+    painted = sum(int(r["painted"]) for r in results)
+    return {
+        "size": f"{size[0]}x{size[1]}",
+        "streams": streams,
+        "total_painted_fps": round(painted / args.seconds, 2),
+        "latency_ms_median_of_streams": statistics.median(latencies) if latencies else None,
+        "drop_rate": round(1 - painted / sent, 3) if sent else None,
+        "per_stream": results,
+    }
+
+
+def run_server(env: dict[str, str], plan: list[tuple[tuple[int, int], int]], args: argparse.Namespace) -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="atelier-bench-live-") as workdir, serve(Path(workdir), env) as server:
+        url = server.url.replace("http://", "ws://") + "/v1/live"
+        return [asyncio.run(scenario(url, size, streams, args)) for size, streams in plan]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per scenario")
+    parser.add_argument("--warmup-s", type=float, default=1.5, help="unmeasured seconds at the start of each")
+    parser.add_argument("--source-fps", type=float, default=30.0, help="frames each stream sends per second")
+    parser.add_argument("--preset", default="style-03")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    report: dict[str, object] = {
+        "benchmark": "live",
+        "command": "python -m bench.live "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None and k != "out"),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "environment": environment(),
+        "targets": {
+            "one_320x240": ">= 20 painted fps, median latency <= 80 ms",
+            "one_640x480": ">= 8 painted fps",
+            "four_320x240": "total painted fps >= one stream's",
+        },
+    }
+    defaults = run_server({}, [((320, 240), 1), ((640, 480), 1), ((320, 240), 4)], args)
+    batched = run_server({"ATELIER_MAX_BATCH_PIXELS": str(FOUR_320x240)}, [((320, 240), 4)], args)
+    one = defaults[0]["total_painted_fps"]
+    report["scenarios"] = defaults
+    report["four_streams_sharing_runs"] = {"env": {"ATELIER_MAX_BATCH_PIXELS": FOUR_320x240}, **batched[0]}
+    report["four_streams_vs_one"] = {
+        "defaults": round(float(defaults[2]["total_painted_fps"]) / float(one), 2) if one else None,  # type: ignore[arg-type]
+        "sharing_runs": round(float(batched[0]["total_painted_fps"]) / float(one), 2) if one else None,  # type: ignore[arg-type]
+    }
+    load = os.getloadavg()
+    report["load_average_at_end"] = [round(x, 2) for x in load]
+    emit(report, args.out)
+
+
+if __name__ == "__main__":
+    main()
