@@ -324,7 +324,7 @@ async function loadLiveStyles() {
 
 function addRegisteredOption(id, model, select) {
   const value = `id:${id}`;
-  let option = [...$("live-registered").options].find((o) => o.value === value);
+  let option = [...$("live-registered").children].find((o) => o.value === value);
   if (!option) {
     option = new Option(`${id.slice(0, 12)}… (${model})`, value);
     $("live-registered").append(option);
