@@ -75,7 +75,7 @@ def test_the_camera_is_painted_live_and_the_style_switches(
 ) -> None:
     context, page, errors = new_page(camera_browser, web_server, camera=True)
     try:
-        page.get_by_label("Live style").select_option(label="style-03")
+        page.get_by_label("Live style", exact=True).select_option(label="style-03")
         expect(page.get_by_label("Temporal smoothing")).to_be_checked()  # on by default
         page.get_by_role("button", name="Start camera").click()
         expect(page.locator("#live-status")).to_contain_text("Painting with preset:style-03", timeout=30_000)
@@ -91,7 +91,7 @@ def test_the_camera_is_painted_live_and_the_style_switches(
 
         # Switched while running: the next painted frames carry the new style.
         before = painted_count(page)
-        page.get_by_label("Live style").select_option(label="style-07")
+        page.get_by_label("Live style", exact=True).select_option(label="style-07")
         expect(page.locator("#live-frame-style")).to_have_text("preset:style-07", timeout=30_000)
         page.wait_for_function(
             f"() => parseInt(document.getElementById('live-frames').textContent) >= {before + 3}", timeout=60_000
@@ -99,7 +99,7 @@ def test_the_camera_is_painted_live_and_the_style_switches(
         assert fps(page) > 0
 
         # An own painting, registered through POST /v1/styles, becomes the live style.
-        page.get_by_label("Use my own painting").set_input_files(image_dir / "style" / "starry_night.jpg")
+        page.get_by_label("Live style from your own painting").set_input_files(image_dir / "style" / "starry_night.jpg")
         page.wait_for_function(
             "() => /^[0-9a-f]{64}$/.test(document.getElementById('live-frame-style').textContent)", timeout=60_000
         )
