@@ -126,3 +126,15 @@ def test_a_denied_camera_is_explained(camera_browser: Browser, web_server: LiveS
     finally:
         context.close()
     assert not errors, f"errors in the browser console: {errors}"
+
+
+def test_a_missing_camera_is_explained(browser: Browser, web_server: LiveServer) -> None:
+    """The plain browser of tests/web/conftest.py: no fake device, and this machine has no camera."""
+    context, page, errors = new_page(browser, web_server, camera=True)
+    try:
+        page.get_by_role("button", name="Start camera").click()
+        expect(page.get_by_role("alert")).to_contain_text("No camera was found", timeout=30_000)
+        expect(page.locator("#live-status")).to_have_text("The camera is off.")
+    finally:
+        context.close()
+    assert not errors, f"errors in the browser console: {errors}"
