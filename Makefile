@@ -26,7 +26,7 @@ models: venv wheels  ## build models/magenta-mobile/1 and models/presets-26/1 un
 	$(BIN)/python -m onnx_export --repository $(MODELS) defaults
 
 run: setup  ## start the service on the embedded default model at http://$(HOST):$(PORT)
-	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m service
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/atelier serve
 
 system-deps:  ## Debian packages the tests drive (chromium, redis-server, nginx, docker-compose); only what is missing
 	scripts/system-deps.sh
@@ -38,7 +38,7 @@ test-deploy: setup system-deps  ## the deployment tests alone: Redis, replicas, 
 	$(BIN)/pytest tests/deploy
 
 lint: venv
-	$(BIN)/ruff check training onnx_export service tests bench
+	$(BIN)/ruff check atelier training onnx_export service tests bench
 
 docs: venv  ## build the documentation site into build/site; a broken link, anchor or nav entry fails
 	$(BIN)/mkdocs build --strict
