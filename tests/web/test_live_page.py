@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
 from tests.service.conftest import LiveServer
 from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -41,15 +41,14 @@ def painted_spread(page: Page) -> float:
 
 
 @pytest.fixture(scope="module")
-def camera_browser(image_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    """Chromium whose camera plays a clip of a shared photo (permission is granted per context)."""
-    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: run scripts/system-deps.sh chromium:chromium"
+def camera_browser(browser: Browser, image_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """A second Chromium whose camera plays a clip of a shared photo (permission is granted per
+    context). Launched by the Playwright of the plain ``browser``: one thread runs one Playwright."""
     clip = y4m_clip(image_dir / "content" / "tubingen.jpg", tmp_path_factory.mktemp("camera") / "clip.y4m")
     args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={clip}"]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
-        yield browser
-        browser.close()
+    camera = browser.browser_type.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+    yield camera
+    camera.close()
 
 
 def new_page(browser: Browser, server: LiveServer, camera: bool) -> tuple[BrowserContext, Page, list[str]]:
