@@ -96,7 +96,7 @@ class WorkerPool:
 async def within_deadline(work: Awaitable[T], timeout_s: float, metrics: Metrics) -> T:
     try:
         return await asyncio.wait_for(work, timeout_s)
-    except asyncio.TimeoutError:  # the builtin TimeoutError only from Python 3.11
+    except TimeoutError:
         metrics.rejected.labels("deadline").inc()
         raise DeadlineExceeded(f"no answer within this server's deadline of {timeout_s:g} s; retry later") from None
 
