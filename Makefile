@@ -30,14 +30,17 @@ run: setup  ## start the service on the embedded default model at http://$(HOST)
 system-deps:  ## Debian packages the tests drive (chromium, redis-server, nginx, docker-compose); only what is missing
 	scripts/system-deps.sh
 
-test: setup system-deps  ## the whole test suite
+test: setup system-deps lint  ## lint and format check, then the whole test suite
 	$(BIN)/pytest
 
 test-deploy: setup system-deps  ## the deployment tests alone: Redis, replicas, nginx on loopback; compose, k8s
 	$(BIN)/pytest tests/deploy
 
-lint: venv
-	$(BIN)/ruff check training onnx_export service tests bench
+LINTED := training onnx_export service tests bench
+
+lint: venv  ## ruff's lint rules and its formatter (one style everywhere): check only, nothing is rewritten
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 openapi: venv  ## regenerate the committed OpenAPI spec from the app
 	$(BIN)/python -m service.openapi_dump
