@@ -12,17 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.service.conftest import (
-    LiveServer,
-    assert_no_server_errors,
-    decode_rgb,
-    encode_image,
-    gradient_image,
-    metric,
-    start_server,
-    stop_server,
-    ycbcr,
-)
+from tests.helpers.images import decode_rgb, encode_image, gradient_image, ycbcr
+from tests.helpers.metrics import metric
+from tests.helpers.server import LiveServer, assert_no_server_errors, start_server, stop_server
 
 SIDE = 256
 

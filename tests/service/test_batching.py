@@ -23,7 +23,7 @@ from service.embeddings import Embedder
 from service.metrics import Metrics
 from service.registry import LoadedModel
 from service.services import Services, running_services
-from tests.service.conftest import gradient_image
+from tests.helpers.images import gradient_image
 
 SIZES = [(256, 256), (253, 255), (255, 253), (254, 256), (256, 254)]  # width, height: all pad to 256x256
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from service import imaging
 from service.errors import ContentTooLarge, InvalidField, UnsupportedImage
-from tests.service.conftest import encode_image, gradient_image
+from tests.helpers.images import encode_image, gradient_image
 
 
 def decode(data: bytes, max_pixels: int = 10**7, min_side: int = 8) -> np.ndarray:
