@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from service.openapi_dump import SPEC_PATH, current_spec
-from tests.helpers.server import LiveServer
+from tests.service.conftest import LiveServer
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
