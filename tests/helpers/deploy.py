@@ -24,7 +24,7 @@ NGINX_DIR = REPO / "deploy" / "nginx"
 REDIS_CONF = REPO / "deploy" / "redis" / "redis.conf"
 REPLICAS = 3
 # Tight enough that the tests see Redis come back within a second; the default is 2 s.
-REPLICA_ENV = {"ATELIER_WORKERS": "1", "ATELIER_INTRA_OP_THREADS": "1", "ATELIER_REDIS_RETRY_S": "0.5"}
+REPLICA_ENV = {"ATELIER_CODEC_THREADS": "1", "ATELIER_INTRA_OP_THREADS": "1", "ATELIER_REDIS_RETRY_S": "0.5"}
 
 
 def require_binary(name: str) -> str:

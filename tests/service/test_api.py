@@ -379,7 +379,7 @@ def test_logs_are_json_lines_with_the_request_id(client: httpx.Client, server: L
 
 def test_overload_answers_429_with_retry_after(model_repository: Path, tmp_path: Path, content_path: Path) -> None:
     """One worker and room for one image: concurrent requests beyond it are refused, not queued forever."""
-    live = start_server(model_repository, tmp_path, {"ATELIER_WORKERS": "1", "ATELIER_MAX_PENDING": "1"})
+    live = start_server(model_repository, tmp_path, {"ATELIER_CODEC_THREADS": "1", "ATELIER_MAX_PENDING": "1"})
     content = content_path.read_bytes()
 
     def one(_: int) -> httpx.Response:

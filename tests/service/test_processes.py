@@ -20,7 +20,7 @@ from tests.helpers.server import LiveServer, start_server, stop_server, wait_for
 def test_two_processes_serve_share_styles_and_both_log_json_lines(
     model_repository: Path, tmp_path: Path, content_path: Path, style_paths: list[Path]
 ) -> None:
-    server = start_server(model_repository, tmp_path, {"ATELIER_PROCESSES": "2", "ATELIER_WORKERS": "1"})
+    server = start_server(model_repository, tmp_path, {"ATELIER_PROCESSES": "2", "ATELIER_CODEC_THREADS": "1"})
     content = content_path.read_bytes()
     try:
         # /readyz answers once one process is ready; the style must be registered after both have
@@ -62,7 +62,7 @@ def test_two_processes_serve_share_styles_and_both_log_json_lines(
 def test_a_killed_process_is_replaced_and_its_jobs_leave_the_in_flight_gauge(
     model_repository: Path, tmp_path: Path, style_paths: list[Path]
 ) -> None:
-    server = start_server(model_repository, tmp_path, {"ATELIER_PROCESSES": "2", "ATELIER_WORKERS": "1"})
+    server = start_server(model_repository, tmp_path, {"ATELIER_PROCESSES": "2", "ATELIER_CODEC_THREADS": "1"})
     # Large enough that its run lasts seconds on one intra-op thread, so it can be caught in flight.
     big = encode_image(gradient_image(1600, 1200), "JPEG", quality=90)
     try:
