@@ -49,9 +49,9 @@ class Services:
         """``resolve_style`` off the event loop: with a Redis-backed style store, a style_id lookup is network I/O."""
         return await anyio.to_thread.run_sync(resolve_style, fields, self.registry, self.store, owner)
 
-    async def one_image(self, request: Request, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """One image's worth of work under the bounded queue (429), the deadline (504) and the client's
-        connection (499). ``work`` makes the coroutine only once admitted."""
+    async def run_admitted(self, request: Request, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """One image's worth of work, admitted to the bounded queue (429 when full), under the deadline
+        (504) and cancelled when the client goes away (499). ``work`` makes the coroutine only once admitted."""
         with self.admission.admit():
             timed = within_deadline(work(), self.settings.request_timeout_s, self.metrics)
             return await until_disconnect(timed, request.receive, self.metrics)

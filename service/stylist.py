@@ -138,9 +138,10 @@ class Stylist:
             return imaging.DECODE_MARGIN * min(imaging.output_size(width, height, job.max_side, s.max_output_side))
 
         started = time.perf_counter()
-        content, (width, height) = imaging.decode_reduced(
+        decoded = imaging.decode_for_shrinking(
             job.content, max_pixels=s.max_pixels, min_side=s.min_image_side, what="content", short_side=short_side
         )
+        content, (width, height) = decoded.pixels, decoded.full_size
         self._timed("decode", started)
         style = self.embedder.pending_style(model, job.style.image) if job.style.image is not None else None
         identity = None
