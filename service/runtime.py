@@ -7,6 +7,7 @@ ONNX Runtime sessions are safe to run from several threads at once.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -44,6 +45,12 @@ def cuda_device_present(preference: ProviderPreference) -> bool:
     return wants_cuda(preference) and any(Path("/dev").glob("nvidia[0-9]*"))
 
 
+@dataclass(frozen=True)
+class TensorNames:
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
 class OnnxModel:
     """One ONNX file loaded into an inference session."""
 
@@ -57,8 +64,12 @@ class OnnxModel:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if intra_op_threads:
             options.intra_op_num_threads = intra_op_threads
+        self.path = path
         self.session = ort.InferenceSession(str(path), options, providers=requested_providers(preference))
-        self.output_name = self.session.get_outputs()[0].name  # the inputs are named by the manifest
+        self.names = TensorNames(
+            inputs=tuple(i.name for i in self.session.get_inputs()),
+            outputs=tuple(o.name for o in self.session.get_outputs()),
+        )
 
     @property
     def active_provider(self) -> str:
@@ -67,4 +78,4 @@ class OnnxModel:
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Run the graph and return its first output."""
-        return self.session.run([self.output_name], feeds)[0]
+        return self.session.run([self.names.outputs[0]], feeds)[0]
