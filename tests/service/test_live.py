@@ -17,7 +17,9 @@ from PIL import Image
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.service.conftest import LiveServer, assert_no_server_errors, encode_image, metric, start_server, stop_server
+from tests.helpers.images import encode_image
+from tests.helpers.metrics import metric
+from tests.helpers.server import LiveServer, assert_no_server_errors, start_server, stop_server
 
 KEY = "live-test-key"
 SUBPROTOCOL = "atelier.live.v1"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.service.conftest import REPO, LiveServer
+from tests.helpers.server import REPO, LiveServer
 from tests.web.fake_camera import y4m_clip
 
 CLIENT = REPO / "examples" / "live_client.py"

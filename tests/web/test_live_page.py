@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
-from tests.service.conftest import LiveServer
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers.server import LiveServer
+from tests.helpers.web import CHROMIUM, CHROMIUM_ARGS
 from tests.web.fake_camera import y4m_clip
 
 pytestmark = pytest.mark.browser
