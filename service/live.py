@@ -268,7 +268,7 @@ class LiveSession:
         while True:
             try:
                 message = await asyncio.wait_for(self.ws.receive(), idle)
-            except asyncio.TimeoutError:  # the builtin TimeoutError only from Python 3.11
+            except TimeoutError:
                 await self.close(CLOSE_IDLE, f"idle: nothing received for {idle:g} s")
                 return
             if message["type"] == "websocket.disconnect":
