@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.runtime import cuda_device_present
@@ -27,7 +27,8 @@ CPU_BATCH_SIZE = 8
 class Settings(BaseSettings):
     """Service configuration; each field is read from ``ATELIER_<FIELD>`` (case-insensitive)."""
 
-    model_config = SettingsConfigDict(env_prefix="ATELIER_", extra="ignore", frozen=True)
+    # populate_by_name: Settings(codec_threads=...) in code, whatever a field's environment names are.
+    model_config = SettingsConfigDict(env_prefix="ATELIER_", extra="ignore", frozen=True, populate_by_name=True)
 
     model_dir: Path = Field(REPO_ROOT / "models", description="model repository: <name>/<version>/manifest.json")
     default_model: str = Field("magenta-mobile", description="arbitrary model used when a request names none")
@@ -40,7 +41,14 @@ class Settings(BaseSettings):
     intra_op_threads: int = Field(
         0, ge=0, description="ONNX Runtime intra-op threads per session; 0 = the usable cores divided by `processes`"
     )
-    workers: int = Field(0, ge=0, description="threads running decode, resize and encode; 0 = the usable cores, >= 2")
+    codec_threads: int = Field(
+        0,
+        ge=0,
+        # ATELIER_WORKERS is the setting's first name, still read (uvicorn's "workers" are processes).
+        validation_alias=AliasChoices("ATELIER_CODEC_THREADS", "ATELIER_WORKERS"),
+        description="threads running decode, resize and encode (`atelier-codec`); 0 = the usable cores, >= 2; "
+        "ATELIER_WORKERS is an older name for it",
+    )
     processes: int | None = Field(
         None,
         ge=1,
@@ -103,6 +111,7 @@ class Settings(BaseSettings):
     redis_cache_ttl_s: int = Field(
         7 * 24 * 3600, ge=1, description="TTL of embeddings in Redis (volatile-lru evicts these, never styles)"
     )
+<<<<<<< HEAD
     # Video jobs (POST /v1/videos; docs/video.md)
     video_dir: Path = Field(
         REPO_ROOT / ".cache" / "videos", description="video jobs' uploads and results (shared by replicas and workers)"
@@ -126,6 +135,20 @@ class Settings(BaseSettings):
     video_encoder_threads: int = Field(2, ge=1, description="decoder and H.264 encoder threads per video job")
     video_metrics_port: int | None = Field(
         None, ge=1, le=65535, description="`python -m service.video_worker` serves its metrics on this port"
+=======
+    live_max_connections: int = Field(
+        16, ge=1, description="open /v1/live WebSockets per process; more are closed with 1013"
+    )
+    live_max_frame_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, description="largest encoded frame on /v1/live, in bytes (bigger: an error message)"
+    )
+    live_max_fps: float = Field(
+        60.0, gt=0, le=1000, description="frames per second one /v1/live connection may send; faster ones are dropped"
+    )
+    live_max_side: int = Field(1280, ge=16, description="longest side of a /v1/live frame, as sent and as painted")
+    live_idle_timeout_s: float = Field(
+        30.0, gt=0, description="a /v1/live connection that sends nothing this long is closed (1001)"
+>>>>>>> main
     )
     host: str = Field("127.0.0.1", description="bind address for `python -m service` (HOST overrides)")
     port: int = Field(8000, ge=0, le=65535, description="port for `python -m service` (PORT overrides)")
@@ -190,8 +213,9 @@ class Settings(BaseSettings):
         return GPU_BATCH_PIXELS if on_gpu else CPU_BATCH_PIXELS
 
     @property
-    def codec_threads(self) -> int:
-        return self.workers or max(2, usable_cores())
+    def codec_thread_count(self) -> int:
+        """Codec threads per process: the configured number, else the usable cores (at least 2)."""
+        return self.codec_threads or max(2, usable_cores())
 
 
 def usable_cores() -> int:

@@ -111,6 +111,7 @@ class Metrics:
             registry=r,
         )
 
+<<<<<<< HEAD
         self.video_jobs = Counter(
             "atelier_video_jobs_total", "video jobs entering each status", ["status"], registry=r
         )
@@ -125,6 +126,29 @@ class Metrics:
             "atelier_video_queue_depth",
             "video jobs waiting for a worker",
             multiprocess_mode="livemax",
+=======
+        self.live_connections = Gauge(
+            "atelier_live_connections", "open /v1/live WebSockets", multiprocess_mode="livesum", registry=r
+        )
+        self.live_refused = Counter(
+            "atelier_live_refused_total", "/v1/live WebSockets closed at the start, by reason", ["reason"], registry=r
+        )
+        self.live_frames_in = Counter("atelier_live_frames_received_total", "frames received on /v1/live", registry=r)
+        self.live_frames_out = Counter(
+            "atelier_live_frames_painted_total", "painted frames sent on /v1/live", registry=r
+        )
+        self.live_frames_dropped = Counter(
+            "atelier_live_frames_dropped_total",
+            "/v1/live frames not painted: stale (a newer one came), rate, too-large, bad-frame, no-style, "
+            "overloaded, disconnected, error",
+            ["reason"],
+            registry=r,
+        )
+        self.live_frames_held = Gauge(
+            "atelier_live_frames_held",
+            "/v1/live frames held by the server, painting or waiting (at most two per connection)",
+            multiprocess_mode="livesum",
+>>>>>>> main
             registry=r,
         )
 
