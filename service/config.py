@@ -111,7 +111,6 @@ class Settings(BaseSettings):
     redis_cache_ttl_s: int = Field(
         7 * 24 * 3600, ge=1, description="TTL of embeddings in Redis (volatile-lru evicts these, never styles)"
     )
-<<<<<<< HEAD
     # Video jobs (POST /v1/videos; docs/video.md)
     video_dir: Path = Field(
         REPO_ROOT / ".cache" / "videos", description="video jobs' uploads and results (shared by replicas and workers)"
@@ -135,7 +134,7 @@ class Settings(BaseSettings):
     video_encoder_threads: int = Field(2, ge=1, description="decoder and H.264 encoder threads per video job")
     video_metrics_port: int | None = Field(
         None, ge=1, le=65535, description="`python -m service.video_worker` serves its metrics on this port"
-=======
+    )
     live_max_connections: int = Field(
         16, ge=1, description="open /v1/live WebSockets per process; more are closed with 1013"
     )
@@ -148,7 +147,6 @@ class Settings(BaseSettings):
     live_max_side: int = Field(1280, ge=16, description="longest side of a /v1/live frame, as sent and as painted")
     live_idle_timeout_s: float = Field(
         30.0, gt=0, description="a /v1/live connection that sends nothing this long is closed (1001)"
->>>>>>> main
     )
     host: str = Field("127.0.0.1", description="bind address for `python -m service` (HOST overrides)")
     port: int = Field(8000, ge=0, le=65535, description="port for `python -m service` (PORT overrides)")

@@ -17,11 +17,7 @@ from service.live import LiveGate
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.openapi_schema import for_generated_clients, operation_id
-<<<<<<< HEAD
-from service.routes import batch, health, presets, styles, stylize, videos, web
-=======
-from service.routes import batch, health, live, presets, styles, stylize, web
->>>>>>> main
+from service.routes import batch, health, live, presets, styles, stylize, videos, web
 from service.services import Services, build_services
 from service.thumbnails import PresetThumbnails
 

@@ -111,7 +111,6 @@ class Metrics:
             registry=r,
         )
 
-<<<<<<< HEAD
         self.video_jobs = Counter(
             "atelier_video_jobs_total", "video jobs entering each status", ["status"], registry=r
         )
@@ -126,7 +125,8 @@ class Metrics:
             "atelier_video_queue_depth",
             "video jobs waiting for a worker",
             multiprocess_mode="livemax",
-=======
+            registry=r,
+        )
         self.live_connections = Gauge(
             "atelier_live_connections", "open /v1/live WebSockets", multiprocess_mode="livesum", registry=r
         )
@@ -148,7 +148,6 @@ class Metrics:
             "atelier_live_frames_held",
             "/v1/live frames held by the server, painting or waiting (at most two per connection)",
             multiprocess_mode="livesum",
->>>>>>> main
             registry=r,
         )
 

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from service.video_synth import frames, write_clip, write_tone
-from tests.service.conftest import LiveServer, assert_no_server_errors, metric, start_server, stop_server
+from tests.helpers.metrics import metric
+from tests.helpers.server import LiveServer, assert_no_server_errors, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 

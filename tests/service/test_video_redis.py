@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from service.video_synth import frames, write_clip
-from tests.deploy.conftest import RedisServer
-from tests.service.conftest import REPO, LiveServer, _free_port, start_server, stop_server
+from tests.helpers.deploy import RedisServer
+from tests.helpers.server import REPO, LiveServer, free_port, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ def _folder(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def stack(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("video-redis")
-    redis = RedisServer(_free_port(), workdir / "redis")
+    redis = RedisServer(free_port(), workdir / "redis")
     redis.start()
     env = {
         "ATELIER_REDIS_URL": redis.url,
@@ -65,7 +65,7 @@ def stack(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         "ATELIER_VIDEO_LEASE_S": "3",
         "ATELIER_API_KEYS": ",".join(KEYS),
         "ATELIER_INTRA_OP_THREADS": "1",
-        "ATELIER_WORKERS": "1",
+        "ATELIER_CODEC_THREADS": "1",
     }
     replicas = [start_server(model_repository, _folder(workdir / f"replica-{i}"), env) for i in range(2)]
     built = Stack(redis, env, replicas, workdir, model_repository)

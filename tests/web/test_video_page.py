@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from service.video_synth import frames, write_clip
-from tests.service.conftest import LiveServer
+from tests.helpers.server import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
