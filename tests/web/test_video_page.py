@@ -23,7 +23,7 @@ def test_upload_a_clip_follow_progress_play_and_download(
     expect(page.locator("#video-preset option")).not_to_have_count(0)
     page.locator("#video-file").set_input_files(clip)
     page.locator("#video-max-side").select_option("")
-    page.get_by_role("button", name="Stylize the clip").click()
+    page.get_by_role("button", name="Paint the clip").click()
     expect(page.locator("#video-result")).to_be_visible(timeout=120_000)
     assert page.locator("#video-progress").evaluate("p => p.value") == 1
     expect(page.locator("#video-status")).to_have_text("done")
