@@ -46,6 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for provider in model.providers:
             metrics.model_info.labels(model.manifest.name, str(model.manifest.version), model.kind, provider).set(1)
     cache, store, redis_backend = cache_and_store(settings, metrics)
+    store.expect_models({m.label: m.manifest.embedding_size for m in registry.all()})
     loaded = await anyio.to_thread.run_sync(store.load)
     if redis_backend is not None:  # logs and exports its state now; serving does not wait for Redis
         await anyio.to_thread.run_sync(redis_backend.check)
@@ -112,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.thumbnails = PresetThumbnails()
     app.state.services = None
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)  # outermost: sees every response
     app.include_router(stylize.router)
     app.include_router(batch.router)

@@ -7,6 +7,8 @@ ONNX Runtime sessions are safe to run from several threads at once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -45,6 +47,25 @@ def cuda_device_present(preference: ProviderPreference) -> bool:
     return wants_cuda(preference) and any(Path("/dev").glob("nvidia[0-9]*"))
 
 
+# ONNX Runtime's native log writes coloured text lines to stderr, outside our JSON logs; there is no
+# hook to route them through Python's logging. Its failures surface as Python exceptions (logged as
+# JSON by their callers), so the native log is kept to errors, and to fatal ones while a session is
+# created: that is when a CPU host running onnxruntime-gpu prints why the CUDA provider did not load,
+# a fallback the registry reports once as a JSON line instead.
+NATIVE_SEVERITY = 3  # ERROR
+NATIVE_SEVERITY_CREATING = 4  # FATAL
+ort.set_default_logger_severity(NATIVE_SEVERITY)
+
+
+@contextmanager
+def quiet_native_log() -> Iterator[None]:
+    ort.set_default_logger_severity(NATIVE_SEVERITY_CREATING)
+    try:
+        yield
+    finally:
+        ort.set_default_logger_severity(NATIVE_SEVERITY)
+
+
 @dataclass(frozen=True)
 class TensorNames:
     inputs: tuple[str, ...]
@@ -65,7 +86,9 @@ class OnnxModel:
         if intra_op_threads:
             options.intra_op_num_threads = intra_op_threads
         self.path = path
-        self.session = ort.InferenceSession(str(path), options, providers=requested_providers(preference))
+        options.log_severity_level = NATIVE_SEVERITY
+        with quiet_native_log():
+            self.session = ort.InferenceSession(str(path), options, providers=requested_providers(preference))
         self.names = TensorNames(
             inputs=tuple(i.name for i in self.session.get_inputs()),
             outputs=tuple(o.name for o in self.session.get_outputs()),
