@@ -84,12 +84,17 @@ class Settings(BaseSettings):
     )
     max_output_side: int = Field(2048, ge=16, description="cap on the longest side of a stylised image")
     header_timeout_s: float = Field(
-        10.0, gt=0, le=3600, description="a request's headers must arrive within this many seconds of the "
+        10.0,
+        gt=0,
+        le=3600,
+        description="a request's headers must arrive within this many seconds of the "
         "connection opening or of the previous response (408 and closed after)",
     )
     body_timeout_s: float = Field(
-        60.0, gt=0, le=3600, description="a request's whole body must arrive within this many seconds of its "
-        "headers (408 and closed after)",
+        60.0,
+        gt=0,
+        le=3600,
+        description="a request's whole body must arrive within this many seconds of its headers (408 and closed after)",
     )
     max_header_bytes: int = Field(
         64 * 1024, ge=1024, description="largest request line plus headers, in bytes (431 and closed after)"

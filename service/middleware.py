@@ -6,7 +6,6 @@ import logging
 import time
 
 import anyio
-
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send

@@ -93,9 +93,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if self._header_bytes > self._limits.max_header_bytes:
                 # Counted per read, so a body that came in the same packet as the headers may count too;
                 # the cap is far above any real request line and header block.
-                self._refuse(
-                    HeadersTooLarge(f"the request headers are over {self._limits.max_header_bytes} bytes")
-                )
+                self._refuse(HeadersTooLarge(f"the request headers are over {self._limits.max_header_bytes} bytes"))
                 return
         super().data_received(data)
 
@@ -153,10 +151,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         token = bind_request_id(request_id)
         try:
             body = json.dumps(problem_body("", error.status, error.slug, error.title, error.detail)).encode()
-            client = "%s:%d" % self.client if self.client else "-"
-            log.warning(
-                "%s %s", error.status, error.slug, extra={"status": error.status, "client": client, "problem": error.slug}
-            )
+            client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+            extra = {"status": error.status, "client": client, "problem": error.slug}
+            log.warning("%s %s", error.status, error.slug, extra=extra)
         finally:
             reset_request_id(token)
         head = [STATUS_LINE[error.status]]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import logging
+import math
 import os
 import re
 import tempfile
