@@ -37,6 +37,7 @@ from service.errors import (
 from service.logging import bind_request_id, new_request_id, reset_request_id
 
 log = logging.getLogger("service.protocol")
+LINGER_S = 1.0
 
 
 class HeadersTooLarge(ContentTooLarge):
@@ -68,8 +69,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             type(self).limits = ConnectionLimits.from_settings()
         self._limits: ConnectionLimits = type(self).limits  # type: ignore[assignment]
         self._header_timer: asyncio.TimerHandle | None = None
-        self._header_bytes = 0
+        self._header_bytes = 0  # fed while the headers are incomplete
+        self._header_size = 0  # request line and headers, as parsed
         self._reading_headers = True
+        self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -88,26 +91,48 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._reading_headers:
-            self._header_bytes += len(data)
-            if self._header_bytes > self._limits.max_header_bytes:
-                # Counted per read, so a body that came in the same packet as the headers may count too;
-                # the cap is far above any real request line and header block.
-                self._refuse(HeadersTooLarge(f"the request headers are over {self._limits.max_header_bytes} bytes"))
-                return
+        if self._refused:
+            return
+        if not self._reading_headers:
+            super().data_received(data)
+            return
+        # Headers that never end: what was fed while they stay incomplete is all header bytes. Headers that
+        # end within a read are measured by the parser callbacks below (the read may also hold a body).
+        self._header_bytes += len(data)
         super().data_received(data)
+        if self._reading_headers and self._header_bytes > self._limits.max_header_bytes:
+            self._refuse(HeadersTooLarge(f"the request headers are over {self._limits.max_header_bytes} bytes"))
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._reading_headers = True
-        self._header_bytes = 0
+        self._header_bytes = self._header_size = 0
         if self._header_timer is None:  # a pipelined request: its headers get their own deadline
             self._arm_header_timer()
+
+    def on_url(self, url: bytes) -> None:
+        self._header_size += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_size += len(name) + len(value) + 4
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False
         self._disarm_header_timer()
+        if self._header_size > self._limits.max_header_bytes:
+            self._refuse(HeadersTooLarge(f"the request headers are over {self._limits.max_header_bytes} bytes"))
+            return  # no request cycle: the app never sees it
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._refused:
+            super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -144,6 +169,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self, error: AtelierError) -> None:
         """Answer ``error`` as problem+json on the raw transport and close the connection."""
+        self._refused = True
         self._disarm_header_timer()
         if self.transport.is_closing():
             return
@@ -168,4 +194,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         }
         head += [f"{name}: {value}\r\n".encode("latin-1") for name, value in headers.items()]
         self.transport.write(b"".join([*head, b"\r\n", body]))
-        self.transport.close()
+        # A lingering close, as nginx does: closing with unread request bytes makes the kernel reset the
+        # connection, and a reset can drop the answer before the client reads it. So the write side is
+        # shut, what still arrives is read and dropped (``_refused``), and the socket closes a moment later.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(LINGER_S, self.transport.close)
+        else:
+            self.transport.close()

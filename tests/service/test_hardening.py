@@ -262,6 +262,16 @@ def test_connections_over_the_cap_get_503(guarded: LiveServer) -> None:
     assert httpx.get(guarded.url + "/livez").status_code == 200
 
 
+def test_headers_over_the_cap_are_431_and_a_large_body_is_not(guarded: LiveServer) -> None:
+    request = b"GET /livez HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 70_000 + b"\r\n\r\n"
+    data, _ = raw_exchange(guarded, request)
+    assert_raw_problem(data, 431, "headers-too-large")
+    # A body of megabytes, sent in one go, arrives in reads far larger than the header cap.
+    with guarded.client(headers=auth(KEYS[0])) as client:
+        response = client.post("/v1/stylize", files={"content": b"x" * (3 * 1024 * 1024)}, data={"preset": "1"})
+    assert_problem(response, 415, "unsupported-image")
+
+
 # 6. Protocol-level errors.
 
 
