@@ -73,6 +73,12 @@ class Settings(BaseSettings):
         description="allocations up to this many MiB are served from the heap and kept there when freed "
         "(glibc mallopt: no page faults per request for image buffers); 0 = glibc's defaults",
     )
+    arena_max_pixels: int = Field(
+        1024 * 1024,
+        ge=0,
+        description="on a CPU, transformer runs over this many pixels (batch x height x width) use a session "
+        "without ONNX Runtime's memory arena, so their memory goes back when they end; 0 = always the arena",
+    )
     request_timeout_s: float = Field(
         60.0, gt=0, description="deadline of one image, from admission to its answer (504 after)"
     )

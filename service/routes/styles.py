@@ -109,7 +109,7 @@ async def list_styles(
     "/styles/{style_id}",
     response_model=StyleRecord,
     summary="A registered style and its embedding",
-    responses=problem_responses(401, 404, 422, 503),
+    responses=problem_responses(401, 404, 422, 500, 503),
 )
 async def get_style(services: ServicesDep, owner: Owner, style_id: Annotated[str, Path(max_length=128)]) -> StyleRecord:
     return await anyio.to_thread.run_sync(lookup_style, services.store, owner, style_id)

@@ -10,6 +10,7 @@ import select
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,7 @@ MAX_CONNECTIONS = 24
 MAX_PENDING = 4
 KEYS = ("key-corrupt", "key-unwritable")
 CORRUPT_ID = "c" * 64
+ARENA_MAX_PIXELS = 300_000  # 544x544 (295,936) runs in the arena, and grows it; 768x768 runs without
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,9 @@ def guarded(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) ->
         "ATELIER_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
         "ATELIER_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
         "ATELIER_MAX_PENDING": str(MAX_PENDING),
+        "ATELIER_ARENA_MAX_PIXELS": str(ARENA_MAX_PIXELS),
+        # glibc's defaults: the heap-reuse thresholds keep a few tens of MB of holes by design (service.allocator)
+        "ATELIER_HEAP_REUSE_MIB": "0",
     }
     live = start_server(model_repository, workdir, env)
     yield live
@@ -207,6 +212,46 @@ def test_unhandled_error_answers_a_problem_with_the_request_id() -> None:
     response = asyncio.run(call())
     body = assert_problem(response, 500, "internal")
     assert body["request_id"] == "probe-500"
+
+
+# 4. Memory held after large runs.
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("side", [544, 768])
+def test_memory_of_a_large_run_goes_back_when_idle(guarded: LiveServer, side: int) -> None:
+    """544: the arena session, trimmed once idle; 768: the arena-free session. Either way the process
+    returns near where it stood before the run (ONNX Runtime's arena alone kept hundreds of MB)."""
+    pid = guarded.process.pid
+    content = encode_image(gradient_image(side, side, 3), "PNG")
+    with guarded.client(headers=auth(KEYS[0])) as client:
+        assert client.post("/v1/stylize", files={"content": small_png(64)}, data={"preset": "2"}).status_code == 200
+        time.sleep(3)
+        before = rss_mib(pid)
+        peak = before
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(client.post, "/v1/stylize", files={"content": content}, data={"preset": "3"})
+            while not running.done():
+                peak = max(peak, rss_mib(pid))
+                time.sleep(0.02)
+            assert running.result().status_code == 200
+    assert peak - before > 50, (before, peak)  # the run did need the memory
+    deadline = time.monotonic() + 10
+    while rss_mib(pid) - before > 0.25 * (peak - before) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    after = rss_mib(pid)
+    assert after - before <= 0.25 * (peak - before), (before, peak, after)
+
+
+def small_png(side: int) -> bytes:
+    return encode_image(gradient_image(side, side), "PNG")
 
 
 # 5. Slow clients and the connection cap.
