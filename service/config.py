@@ -73,6 +73,12 @@ class Settings(BaseSettings):
         description="allocations up to this many MiB are served from the heap and kept there when freed "
         "(glibc mallopt: no page faults per request for image buffers); 0 = glibc's defaults",
     )
+    decode_pixels: int = Field(
+        36_000_000,
+        ge=0,
+        description="most pixels decoding at once in one process (about 7 bytes each while decoding); a decode "
+        "waits until its image fits, one larger than this decodes alone; 0 = no bound",
+    )
     arena_max_pixels: int = Field(
         1024 * 1024,
         ge=0,

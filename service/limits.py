@@ -9,7 +9,9 @@ batch item that breaks it fails alone (422) instead of the whole batch.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from service.errors import InvalidField
 
@@ -59,3 +61,41 @@ def normalised(weights: Sequence[float]) -> list[float]:
     scaled = [w / largest for w in weights]
     total = math.fsum(scaled)
     return [w / total for w in scaled]
+
+
+class PixelBudget:
+    """At most ``total`` pixels decoding at once across the codec threads (0: no bound).
+
+    A decode holds its image's pixels from loading until its RGB array exists, Pillow's copy and the
+    numpy copy both alive: about 7 bytes a pixel, 250 MB for a 36 MP image. Several such images
+    decoding at once, one per codec thread, is what a burst of large uploads adds to a process's peak;
+    a decode waits here until its pixels fit. An image larger than the budget decodes alone.
+    """
+
+    def __init__(self, total: int = 0) -> None:
+        self.total = total
+        self._used = 0
+        self._cond = threading.Condition()
+
+    def configure(self, total: int) -> None:
+        with self._cond:
+            self.total = total
+            self._cond.notify_all()
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        with self._cond:
+            wanted = min(pixels, self.total)
+            if self.total:
+                while self._used and self._used + wanted > self.total:
+                    self._cond.wait()
+            self._used += wanted
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._used -= wanted
+                self._cond.notify_all()
+
+
+DECODE_BUDGET = PixelBudget()

@@ -20,6 +20,7 @@ from service.cache import EmbeddingCache
 from service.cache_redis import RedisBackend, cache_and_store
 from service.config import Settings
 from service.embeddings import Embedder
+from service.limits import DECODE_BUDGET
 from service.metrics import Metrics
 from service.registry import LoadedModel, ModelRegistry
 from service.style_resolution import StyleFields, StyleSpec, resolve_style
@@ -81,6 +82,7 @@ async def build_services(settings: Settings, metrics: Metrics | None = None) -> 
         if redis_backend is not None:
             redis_backend.close()
         raise
+    DECODE_BUDGET.configure(settings.decode_pixels)
     embedder = Embedder(cache, metrics, settings.max_pixels, settings.min_image_side)
     pool = WorkerPool(settings.codec_threads, settings.max_pending)
     batcher = MicroBatcher(

@@ -353,3 +353,32 @@ def test_batch_over_the_admission_limit_is_413(guarded: LiveServer, small: bytes
         assert "ATELIER_MAX_PENDING" in body["detail"] and "retry-after" not in response.headers
         fits = batch(client, [("content", small)] * MAX_PENDING, preset="1")
         assert fits.status_code == 200
+
+
+def test_decode_budget_lets_images_decode_together_only_while_they_fit() -> None:
+    """Two 6 MP decodes share a 10 MP budget one after the other; a 2 MP one runs beside either; a 20 MP
+    one (over the budget) waits for the others and then runs alone."""
+    import threading
+
+    from service.limits import PixelBudget
+
+    budget = PixelBudget(10)
+    live: list[int] = []
+    most: list[int] = []
+    lock = threading.Lock()
+
+    def decode(pixels: int) -> None:
+        with budget.hold(pixels):
+            with lock:
+                live.append(pixels)
+                most.append(sum(min(p, 10) for p in live))
+            time.sleep(0.1)
+            with lock:
+                live.remove(pixels)
+
+    threads = [threading.Thread(target=decode, args=(p,)) for p in (6, 6, 2, 20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert max(most) <= 10 and len(most) == 4
