@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["styles"])
 # OpenAPI links: a registered style's id leads to GET /v1/styles/{style_id} (clients and stateful fuzzers follow them).
 STYLE_LINKS = {
     "GetStyle": {
-        "operationId": "get_style_v1_styles__style_id__get",
+        "operationId": "get_style",
         "parameters": {"style_id": "$response.body#/id"},
         "description": "the registered style and its embedding",
     }
