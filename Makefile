@@ -31,14 +31,17 @@ run: setup  ## start the service on the embedded default model at http://$(HOST)
 system-deps:  ## Debian packages the tests drive (chromium, redis-server, nginx, docker-compose); only what is missing
 	scripts/system-deps.sh
 
-test: setup system-deps  ## the whole test suite
+test: setup system-deps lint  ## lint and format check, then the whole test suite
 	$(BIN)/pytest
 
 test-deploy: setup system-deps  ## the deployment tests alone: Redis, replicas, nginx on loopback; compose, k8s
 	$(BIN)/pytest tests/deploy
 
-lint: venv
-	$(BIN)/ruff check atelier training onnx_export service tests bench
+LINTED := atelier training onnx_export service tests bench
+
+lint: venv  ## ruff's lint rules and its formatter (one style everywhere): check only, nothing is rewritten
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 docs: venv  ## build the documentation site into build/site; a broken link, anchor or nav entry fails
 	$(BIN)/mkdocs build --strict

@@ -198,7 +198,7 @@ class Local:
             chosen = require_kind(services.registry.get(model), "arbitrary", "registering a style")
             style_id, embedding = await services.stylist.style_embedding(chosen, data)
             vector = [float(x) for x in embedding]
-            record, _ = await services.pool.run(services.store.put, OWNER, style_id, vector, chosen.label)
+            record, _ = await services.codec.run(services.store.put, OWNER, style_id, vector, chosen.label)
             return record.model_dump(mode="json")
 
         return self._call(register)
@@ -263,7 +263,7 @@ class Local:
             async def one(index: int, source: ImageSource) -> None:
                 async with gate:
                     try:
-                        data = await services.pool.run(image_bytes, source, "content image")
+                        data = await services.codec.run(image_bytes, source, "content image")
                         done.put((index, await self._run(services, chosen, spec, options, data)))
                     except AtelierError as exc:
                         done.put((index, problem(exc)))

@@ -30,7 +30,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from bench.common import IMAGES, emit, environment, register_style, rss_bytes, serve, square_jpeg
+from bench.common import IMAGES, emit, environment, register_style, rss_bytes, serve
+from tests.helpers.images import square_jpeg
 
 SIZES = (256, 512, 1024)
 MIB = 1024 * 1024

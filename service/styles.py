@@ -17,7 +17,7 @@ import os
 import re
 import tempfile
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
@@ -87,7 +87,7 @@ class StyleStore:
             existing = self._index.get(owner, {}).get(style_id)
             if existing is not None:
                 return existing, False
-            record = StyleRecord(id=style_id, embedding=embedding, model=model, created=datetime.now(timezone.utc))
+            record = StyleRecord(id=style_id, embedding=embedding, model=model, created=datetime.now(UTC))
             self._write(owner, record)
             self._index.setdefault(owner, {})[style_id] = record
             self._corrupt.pop((owner, style_id), None)  # registering the image again repairs it

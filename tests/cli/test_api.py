@@ -12,7 +12,7 @@ from PIL import Image
 import atelier
 from atelier.client import Client
 from atelier.local import Local
-from tests.service.conftest import LiveServer
+from tests.helpers.server import LiveServer
 
 API = (
     "stylize",

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.cli.conftest import Run, pixels, run_cli
-from tests.service.conftest import LiveServer
+from tests.helpers.cli import Run, pixels, run_cli
+from tests.helpers.server import LiveServer
 
 
 def one_error_line(run: Run) -> str:
@@ -65,7 +65,7 @@ def test_same_pixels_in_process_with_server_and_over_http(
 
 
 def test_folder_keeps_relative_paths_and_json_lines(cli_env: dict[str, str], image_dir: Path, tmp_path: Path) -> None:
-    from tests.cli.conftest import small_images
+    from tests.helpers.cli import small_images
 
     photos = tmp_path / "photos"
     sources = small_images(photos, 6)
@@ -98,7 +98,7 @@ def test_progress_bar_on_a_terminal(cli_env: dict[str, str], tmp_path: Path) -> 
     import sys
     import termios
 
-    from tests.cli.conftest import small_images
+    from tests.helpers.cli import small_images
 
     small_images(tmp_path / "photos", 4)
     leader, follower = pty.openpty()

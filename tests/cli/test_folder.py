@@ -13,7 +13,7 @@ from service.batching import BatchKey, MicroBatcher
 from service.registry import ModelRegistry
 from service.runtime import OnnxModel
 from service.stylist import Stylist
-from tests.cli.conftest import small_images
+from tests.helpers.cli import small_images
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from service.openapi_dump import SPEC_PATH
-from tests.service.conftest import LiveServer
+from tests.helpers.server import LiveServer
 
 GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 CONFIG = SPEC_PATH.with_name("openapi-python-client.yaml")

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from service.openapi_dump import SPEC_PATH
-from tests.cli.conftest import REPO
-from tests.service.conftest import LiveServer, _free_port
+from tests.helpers.cli import REPO
+from tests.helpers.server import LiveServer, free_port
 
 
 def make_run_command(port: int) -> str:
@@ -28,7 +28,7 @@ def make_run_command(port: int) -> str:
 def test_make_run_is_atelier_serve_and_serves_the_same(
     live: LiveServer, model_repository: Path, image_dir: Path, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     command = make_run_command(port)
     assert command == f"HOST=127.0.0.1 PORT={port} .venv/bin/atelier serve"
     env = {**os.environ, "ATELIER_MODEL_DIR": str(model_repository), "ATELIER_STYLE_DIR": str(tmp_path / "styles")}
