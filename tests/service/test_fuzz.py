@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from service.openapi_dump import SPEC_PATH
-from tests.service.conftest import LiveServer
+from tests.helpers.server import LiveServer
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 REPO = Path(__file__).resolve().parents[2]

@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from service.auth import owner_of
-from tests.service.conftest import LiveServer, encode_image, gradient_image, start_server, stop_server
+from tests.helpers.images import encode_image, gradient_image
+from tests.helpers.server import LiveServer, start_server, stop_server
 from tests.service.test_batch_api import batch, parse_multipart
 
 HEADER_TIMEOUT_S = 2.0
