@@ -81,6 +81,18 @@ class Settings(BaseSettings):
         description="allocations up to this many MiB are served from the heap and kept there when freed "
         "(glibc mallopt: no page faults per request for image buffers); 0 = glibc's defaults",
     )
+    decode_pixels: int = Field(
+        36_000_000,
+        ge=0,
+        description="most pixels decoding at once in one process (about 7 bytes each while decoding); a decode "
+        "waits until its image fits, one larger than this decodes alone; 0 = no bound",
+    )
+    arena_max_pixels: int = Field(
+        1024 * 1024,
+        ge=0,
+        description="on a CPU, transformer runs over this many pixels (batch x height x width) use a session "
+        "without ONNX Runtime's memory arena, so their memory goes back when they end; 0 = always the arena",
+    )
     request_timeout_s: float = Field(
         60.0, gt=0, description="deadline of one image, from admission to its answer (504 after)"
     )
@@ -91,6 +103,25 @@ class Settings(BaseSettings):
         36_000_000, ge=1, le=89_000_000, description="largest decoded image, width x height (checked before decoding)"
     )
     max_output_side: int = Field(2048, ge=16, description="cap on the longest side of a stylised image")
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="a request's headers must arrive within this many seconds of the "
+        "connection opening or of the previous response (408 and closed after)",
+    )
+    body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="a request's whole body must arrive within this many seconds of its headers (408 and closed after)",
+    )
+    max_header_bytes: int = Field(
+        64 * 1024, ge=1024, description="largest request line plus headers, in bytes (431 and closed after)"
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="open connections per process; one more is answered 503 with Retry-After and closed"
+    )
     min_image_side: int = Field(8, ge=1, description="images with a shorter side than this are refused (422)")
     cache_entries: int = Field(1024, ge=0, description="style embeddings kept in the in-process LRU; 0 disables it")
     api_keys: Annotated[list[str], NoDecode] = Field(

@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_upload_bytes,
+        timeout_s=settings.body_timeout_s,
         path_limits={videos.UPLOAD_PATH: settings.video_max_bytes},
     )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)  # outermost: sees every response
