@@ -112,13 +112,13 @@ def test_stylised_image_equals_the_loopback_service(container: Container, loopba
 
 
 def test_docker_stop_lets_an_in_flight_request_finish(images: Engine, container: Container):
-    content = encode_image(gradient_image(1600, 1200, seed=2), "PNG")
+    content = encode_image(gradient_image(1024, 768, seed=2), "PNG")
     outcome: dict[str, object] = {}
 
     def long_request() -> None:
-        try:  # a batch of large outputs: seconds of work on this CPU
-            response = httpx.post(container.url + "/v1/stylize/batch", data={"preset": "3", "max_side": "1600"},
-                                  files=[("content", content)] * 4, timeout=120)  # fmt: skip
+        try:  # a large output: seconds of work on a shared 2-core machine, well inside the grace period
+            response = httpx.post(container.url + "/v1/stylize", data={"preset": "3", "max_side": "1024"},
+                                  files={"content": content}, timeout=120)  # fmt: skip
             outcome["status"] = response.status_code
         except httpx.HTTPError as exc:
             outcome["error"] = repr(exc)
@@ -126,7 +126,7 @@ def test_docker_stop_lets_an_in_flight_request_finish(images: Engine, container:
 
     client = threading.Thread(target=long_request)
     client.start()
-    time.sleep(1.0)  # the upload is in and the work has begun
+    time.sleep(0.5)  # the upload is in and the work has begun
     assert "finished" not in outcome, "the request was over before the stop; make it larger"
     stop_began = time.monotonic()
     images.docker("stop", container.id, timeout=GRACE_S + 30)
