@@ -204,7 +204,13 @@ def test_a_replica_killed_under_load(stack: Stack, registered: dict):
     outcomes = paced_load(stack.url, count=60, clients=3, per_second=8, disrupt_after=18, disrupt=kill,
                           style_id=registered["id"])  # fmt: skip
     counts = Counter(status for status, _ in outcomes)
-    report = {"requests": len(outcomes), "statuses": {str(k): v for k, v in sorted(counts.items())}}
+    gateway_log = stack.compose("logs", "--no-color", "gateway").stdout
+    report = {
+        "requests": len(outcomes), "statuses": {str(k): v for k, v in sorted(counts.items())},
+        # what nginx saw of the killed replica (connections refused or reset, retried on the other)
+        "gateway_error_lines": sum("[error]" in line for line in gateway_log.splitlines()),
+        "victim_restarts_by_policy": int(stack.engine.inspect(victim, "{{.RestartCount}}")),
+    }  # fmt: skip
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "kill-replica.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"replica killed under load: {report}")

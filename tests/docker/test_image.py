@@ -82,6 +82,23 @@ def test_runs_as_a_non_root_user(images: Engine, container: Container):
     assert images.inspect(container.id, "{{.Config.User}}") == "10001"
 
 
+def test_holds_no_torch_and_no_training_code_and_stays_small(images: Engine, container: Container):
+    probe = ("import importlib.util as u, pathlib; "
+             "print([m for m in ('torch', 'training', 'onnxruntime') if u.find_spec(m)], "
+             "sorted(p.name for p in pathlib.Path('/opt/atelier').iterdir()))")  # fmt: skip
+    found = images.docker("exec", container.id, "python", "-c", probe).stdout.strip()
+    assert found == "['onnxruntime'] ['onnx_export', 'service']", found
+    providers = images.docker("exec", container.id, "python", "-c",
+                              "import onnxruntime as o; print(o.get_available_providers())").stdout  # fmt: skip
+    assert "CUDAExecutionProvider" not in providers  # the CPU build: no CUDA provider libraries
+    # Target: the layers the image adds on top of its base weigh at most 300 MB.
+    size = int(images.docker("image", "inspect", "-f", "{{.Size}}", IMAGE).stdout)
+    base_image = images.images["ATELIER_PYTHON_IMAGE"]
+    base = int(images.docker("image", "inspect", "-f", "{{.Size}}", base_image).stdout)
+    print(f"{IMAGE}: {size / 1e6:.0f} MB, {(size - base) / 1e6:.0f} MB on top of {base_image}")
+    assert size - base <= 300e6
+
+
 def test_read_only_root_filesystem(images: Engine, container: Container):
     assert images.inspect(container.id, "{{.HostConfig.ReadonlyRootfs}}") == "true"
     written = images.docker("exec", container.id, "touch", "/opt/atelier/probe", check=False)
