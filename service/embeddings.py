@@ -95,7 +95,7 @@ class Embedder:
     """Style and identity embeddings through the cache. Synchronous; it never runs the predictor.
 
     ``pending_style``/``pending_identity`` give the cached embedding or the predictor's input; the
-    caller (``pipeline.Stylist``) runs the predictor through the micro-batcher and hands the result
+    caller (``stylist.Stylist``) runs the predictor through the micro-batcher and hands the result
     back to ``remember``.
     """
 

@@ -29,12 +29,8 @@ STYLE_RESAMPLE = Image.Resampling.BILINEAR
 CONTENT_RESAMPLE = Image.Resampling.LANCZOS
 # Images that are shrunk anyway (style images; content for a smaller output) are decoded at no less
 # than this many times the size they are shrunk to: a JPEG at a reduced DCT scale (``decode_reduced``),
-# then the usual antialiased resize, as Pillow's ``thumbnail`` does (its reducing_gap). On 2 cores:
-# - a 3000x4000 photo of a painting becomes the predictor's input in 24 ms instead of 169, the
-#   1200x1528 the_scream in 6 instead of 15; the embedding moves by 0.2-0.3% (relative L2), a
-#   stylised image by 0.1/255 on average;
-# - a 4000x3000 photo for a 512x384 output (the web page's default) is decoded and resized in 62 ms
-#   instead of 203; the network's input moves by 0.2/255 on average, its output by 1.8/255.
+# then the usual antialiased resize, as Pillow's ``thumbnail`` does (its reducing_gap). Most of a big
+# JPEG's decode is skipped, and the margin keeps the result close to a full decode (docs/performance.md).
 DECODE_MARGIN = 2
 
 
@@ -209,8 +205,8 @@ def to_tensor(image: np.ndarray) -> np.ndarray:
 def to_uint8(tensor: np.ndarray) -> np.ndarray:
     """float32 1x3xHxW (or HxWx3) in [0, 1] -> uint8 HxWx3, rounded; NaN is 0, out of range clipped."""
     planes = tensor[0] if tensor.ndim == 4 else tensor.transpose(2, 0, 1)
-    # One new float array, then in place, and the channels interleaved one plane at a time: numpy's
-    # general transpose-copy and nan_to_num made this 9-12 ms at 1024x1024 on 2 cores, now about 4.
+    # One new float array, then in place, and the channels interleaved one plane at a time: cheaper
+    # than numpy's general transpose-copy and nan_to_num (docs/performance.md).
     scaled = np.multiply(planes, np.float32(255.0), dtype=np.float32)
     np.add(scaled, np.float32(0.5), out=scaled)
     np.clip(scaled, 0.0, 255.0, out=scaled)

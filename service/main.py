@@ -7,24 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service.allocator import reuse_freed_memory
-from service.batching import MicroBatcher
-from service.cache_redis import cache_and_store
 from service.config import Settings
-from service.deps import Services
-from service.embeddings import Embedder
 from service.errors import Problem, install_error_handlers
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from service.pipeline import Stylist
-from service.registry import ModelRegistry
 from service.routes import batch, health, presets, styles, stylize, web
+from service.services import Services, build_services
 from service.thumbnails import PresetThumbnails
-from service.workers import Admission, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -39,62 +32,34 @@ DESCRIPTION = (
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    metrics: Metrics = app.state.metrics
     heap_reuse = reuse_freed_memory(settings.heap_reuse_mib * 1024 * 1024)
-    registry = await anyio.to_thread.run_sync(ModelRegistry.load, settings)
-    for model in registry.all():
-        for provider in model.providers:
-            metrics.model_info.labels(model.manifest.name, str(model.manifest.version), model.kind, provider).set(1)
-    cache, store, redis_backend = cache_and_store(settings, metrics)
-    loaded = await anyio.to_thread.run_sync(store.load)
-    if redis_backend is not None:  # logs and exports its state now; serving does not wait for Redis
-        await anyio.to_thread.run_sync(redis_backend.check)
-    embedder = Embedder(cache, metrics, settings.max_pixels, settings.min_image_side)
-    pool = WorkerPool(settings.codec_threads, settings.max_pending)
-    batch_pixels = settings.batch_pixels(registry.on_gpu)
-    batch_size = settings.batch_size(registry.on_gpu)
-    batcher = MicroBatcher(
-        batch_size,
-        settings.max_batch_wait_ms / 1000,
-        settings.inference_threads,
-        metrics,
-        max_batch_elements=3 * batch_pixels,  # the transformer's input has three channels
-    )
-    app.state.services = Services(
-        settings=settings,
-        metrics=metrics,
-        registry=registry,
-        cache=cache,
-        store=store,
-        pool=pool,
-        embedder=embedder,
-        stylist=Stylist(settings, embedder, metrics, pool, batcher),
-        admission=Admission(settings.max_pending, metrics),
-        redis=redis_backend,
-    )
-    problem = registry.provider_problem()
-    extra = {
-        "models": [m.label for m in registry.all()],
-        "styles": loaded,
-        "providers": settings.providers,
-        "processes": settings.process_count,
-        "max_batch_size": batch_size,
-        "max_batch_pixels": batch_pixels,
-        "heap_reuse_mib": settings.heap_reuse_mib if heap_reuse else 0,
-    }
-    if problem is None:
-        log.info("ready", extra=extra)
-    else:
-        log.error("not ready: %s", problem, extra=extra)
+    services = await build_services(settings, app.state.metrics)
+    app.state.services = services
+    _log_readiness(services, heap_reuse)
     try:
         yield
     finally:
         app.state.services = None
-        await batcher.stop()
-        pool.shutdown()
-        if redis_backend is not None:
-            redis_backend.close()
-        metrics.process_exited()
+        await services.close()
+        app.state.metrics.process_exited()
+
+
+def _log_readiness(services: Services, heap_reuse: bool) -> None:
+    settings, registry = services.settings, services.registry
+    extra = {
+        "models": [m.label for m in registry.all()],
+        "styles": services.styles_loaded,
+        "providers": settings.providers,
+        "processes": settings.process_count,
+        "max_batch_size": settings.batch_size(registry.on_gpu),
+        "max_batch_pixels": settings.batch_pixels(registry.on_gpu),
+        "heap_reuse_mib": settings.heap_reuse_mib if heap_reuse else 0,
+    }
+    problem = registry.provider_problem()
+    if problem is None:
+        log.info("ready", extra=extra)
+    else:
+        log.error("not ready: %s", problem, extra=extra)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from service.auth import require_owner
 from service.deps import ServicesDep, SettingsDep
 from service.embeddings import preset_index
-from service.pipeline import require_kind
 from service.routes import problem_responses
+from service.style_resolution import require_kind
 from service.thumbnails import THUMBNAIL_SIDE, PresetThumbnails
 
 router = APIRouter(prefix="/v1", tags=["styles"], dependencies=[Depends(require_owner)])

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from service.auth import Owner
 from service.deps import ServicesDep
-from service.pipeline import lookup_style, require_kind
 from service.routes import problem_responses
+from service.style_resolution import lookup_style, require_kind
 from service.styles import StyleRecord
 
 router = APIRouter(prefix="/v1", tags=["styles"])

@@ -9,9 +9,8 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from service.auth import Owner
 from service.deps import ServicesDep
 from service.imaging import MEDIA_TYPES
-from service.pipeline import StyleFields, StylizeJob
 from service.routes import problem_responses
-from service.routes.forms import BlendStyles, BlendWeights, Format, ModelName, PreserveColor, Quality, Strength
+from service.routes.forms import StylizeOptionsDep
 
 router = APIRouter(prefix="/v1", tags=["stylize"])
 
@@ -71,38 +70,15 @@ async def stylize(
     request: Request,
     services: ServicesDep,
     owner: Owner,
+    options: StylizeOptionsDep,
     content: Annotated[UploadFile, File(description="the photo to stylise")],
     style: Annotated[UploadFile | None, File(description="a style image")] = None,
     style_id: Annotated[str | None, Form(max_length=128, description="a registered style id")] = None,
     preset: Annotated[str | None, Form(max_length=128, description="a preset index or name")] = None,
-    styles: BlendStyles = None,
-    weights: BlendWeights = None,
-    strength: Strength = 1.0,
-    preserve_color: PreserveColor = False,
-    max_side: Annotated[int | None, Form(ge=1, description="longest side of the output, in pixels")] = None,
-    format: Format = "png",
-    quality: Quality = 90,
-    model: ModelName = None,
 ) -> Response:
-    fields = StyleFields(
-        style=await style.read() if style is not None else None,
-        style_id=style_id,
-        preset=preset,
-        styles=styles,
-        weights=weights,
-        model=model,
-    )
+    fields = options.style_fields(await style.read() if style is not None else None, style_id, preset)
     chosen, spec = await services.resolve(fields, owner)
-    job = StylizeJob(
-        model=chosen,
-        content=await content.read(),
-        style=spec,
-        strength=strength,
-        preserve_color=preserve_color,
-        max_side=max_side,
-        format=format,
-        quality=quality,
-    )
+    job = options.job(chosen, await content.read(), spec)
     result = await services.one_image(request, lambda: services.stylist.run(job))
     return Response(
         result.image,

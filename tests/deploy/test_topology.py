@@ -1,7 +1,7 @@
 """Scale-out on loopback: Redis, three replicas and the nginx gateway (see conftest.py).
 
 The tests share one topology and run in file order: a replica is killed under load, then Redis.
-Retryable answers, as the README documents them: 429, 502, 503 and 504, each a problem+json body
+Retryable answers, as docs/deployment.md documents them: 429, 502, 503 and 504, each a problem+json body
 with Retry-After, and a response cut short by a killed replica. Anything else that is not a 200
 fails the test.
 """
@@ -25,7 +25,7 @@ from tests.service.conftest import LiveServer, encode_image, gradient_image
 pytestmark = pytest.mark.slow
 
 RETRYABLE = {429, 502, 503, 504}
-CUT_SHORT = 0  # the connection closed before the whole response arrived (README: retry it like a 502)
+CUT_SHORT = 0  # the connection closed before the whole response arrived (docs/deployment.md: retry it like a 502)
 CONTENT = encode_image(gradient_image(96, 72, seed=1), "PNG")
 # Loopback source addresses 127.0.0.N, each used by one load client only: nginx's per-client rate
 # limit drains at 10 requests/s, and a client of the previous test can still fill its bucket.

@@ -1,5 +1,7 @@
 """The micro-batcher in-process, on the real ONNX Runtime models: batched rows equal unbatched runs.
 
+The services are built as the app builds them (``service.services.running_services``).
+
 Mixed sizes share a batch only when they pad to the same shape (253x255 and 256x256 both run as
 256x256, each with its own reflect padding); the batched result of each, cropped back, must equal
 the same input run alone to 1e-5.
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,34 +18,29 @@ import pytest
 
 from service import imaging
 from service.batching import BatchKey, MicroBatcher, _run_stacked
-from service.cache import LruEmbeddingCache
 from service.config import Settings
 from service.embeddings import Embedder
 from service.metrics import Metrics
-from service.pipeline import Stylist
-from service.registry import LoadedModel, load_model
-from service.workers import WorkerPool
+from service.registry import LoadedModel
+from service.services import Services, running_services
 from tests.service.conftest import gradient_image
 
 SIZES = [(256, 256), (253, 255), (255, 253), (254, 256), (256, 254)]  # width, height: all pad to 256x256
 
 
-@pytest.fixture(scope="module")
-def mobile(model_repository: Path) -> LoadedModel:
-    return load_model(model_repository / "magenta-mobile" / "1", "cpu", 0)
-
-
-@pytest.fixture()
-def pool() -> Iterator[WorkerPool]:
-    workers = WorkerPool(2, 32)
-    yield workers
-    workers.shutdown()
-
-
-def _stylist(pool: WorkerPool, batcher: MicroBatcher, metrics: Metrics) -> Stylist:
-    settings = Settings()
-    embedder = Embedder(LruEmbeddingCache(16), metrics, settings.max_pixels, settings.min_image_side)
-    return Stylist(settings, embedder, metrics, pool, batcher)
+def _settings(model_repository: Path, tmp_path: Path) -> Settings:
+    """Batches of up to 8 that wait long enough to fill, big enough for five 256x256 inputs."""
+    return Settings(
+        model_dir=model_repository,
+        providers="cpu",
+        style_dir=tmp_path / "styles",
+        redis_url=None,
+        cache_entries=16,
+        workers=2,
+        max_batch_size=8,
+        max_batch_wait_ms=500,
+        max_batch_pixels=8 * 256 * 256,
+    )
 
 
 def _padded(width: int, height: int, seed: int, model: LoadedModel) -> np.ndarray:
@@ -60,25 +56,22 @@ def _batch_sizes(metrics: Metrics, model: str, stage: str) -> tuple[float, float
 
 
 def test_batched_transformer_equals_unbatched_for_mixed_sizes_in_one_bucket(
-    mobile: LoadedModel, pool: WorkerPool
+    model_repository: Path, tmp_path: Path
 ) -> None:
-    metrics = Metrics()
     rng = np.random.default_rng(0)
-    inputs = [_padded(w, h, seed, mobile) for seed, (w, h) in enumerate(SIZES)]
-    assert {x.shape for x in inputs} == {(1, 3, 256, 256)}
     embeddings = [rng.normal(0, 1, 100).astype(np.float32) for _ in SIZES]
 
-    async def batched() -> list[np.ndarray]:
-        batcher = MicroBatcher(max_batch_size=8, max_wait_s=0.5, threads=1, metrics=metrics)
-        stylist = _stylist(pool, batcher, metrics)
-        try:
-            runs = (stylist.transform(mobile, x, e) for x, e in zip(inputs, embeddings, strict=True))
-            return await asyncio.gather(*runs)
-        finally:
-            await batcher.stop()
+    async def batched() -> tuple[Services, list[np.ndarray], list[np.ndarray]]:
+        async with running_services(_settings(model_repository, tmp_path)) as services:
+            mobile = services.registry.get("magenta-mobile")
+            inputs = [_padded(w, h, seed, mobile) for seed, (w, h) in enumerate(SIZES)]
+            runs = (services.stylist.transform(mobile, x, e) for x, e in zip(inputs, embeddings, strict=True))
+            return services, inputs, await asyncio.gather(*runs)
 
-    outputs = asyncio.run(batched())
-    assert _batch_sizes(metrics, mobile.label, "transformer") == (1, len(SIZES))  # one run of five
+    services, inputs, outputs = asyncio.run(batched())
+    mobile = services.registry.get("magenta-mobile")
+    assert {x.shape for x in inputs} == {(1, 3, 256, 256)}
+    assert _batch_sizes(services.metrics, mobile.label, "transformer") == (1, len(SIZES))  # one run of five
     for (width, height), x, e, out in zip(SIZES, inputs, embeddings, outputs, strict=True):
         alone = mobile.transform(x, e[None])
         batched_crop = imaging.crop(out, height, width)
@@ -87,21 +80,18 @@ def test_batched_transformer_equals_unbatched_for_mixed_sizes_in_one_bucket(
         assert np.abs(batched_crop - alone_crop).max() <= 1e-5
 
 
-def test_batched_predictor_equals_unbatched(mobile: LoadedModel, pool: WorkerPool, image_dir: Path) -> None:
-    metrics = Metrics()
+def test_batched_predictor_equals_unbatched(model_repository: Path, tmp_path: Path, image_dir: Path) -> None:
     names = ["starry_night.jpg", "the_scream.jpg", "bricks_sq.jpg"]
     datas = [(image_dir / "style" / name).read_bytes() for name in names]
 
-    async def batched() -> list[tuple[str, np.ndarray]]:
-        batcher = MicroBatcher(max_batch_size=8, max_wait_s=0.5, threads=1, metrics=metrics)
-        stylist = _stylist(pool, batcher, metrics)
-        try:
-            return await asyncio.gather(*(stylist.style_embedding(mobile, data) for data in datas))
-        finally:
-            await batcher.stop()
+    async def batched() -> tuple[Services, list[tuple[str, np.ndarray]]]:
+        async with running_services(_settings(model_repository, tmp_path)) as services:
+            mobile = services.registry.get("magenta-mobile")
+            return services, await asyncio.gather(*(services.stylist.style_embedding(mobile, d) for d in datas))
 
-    results = asyncio.run(batched())
-    assert _batch_sizes(metrics, mobile.label, "predictor") == (1, len(names))
+    services, results = asyncio.run(batched())
+    mobile = services.registry.get("magenta-mobile")
+    assert _batch_sizes(services.metrics, mobile.label, "predictor") == (1, len(names))
     size = mobile.manifest.style_size
     assert size
     for data, (key, embedding) in zip(datas, results, strict=True):  # each against the predictor run alone
@@ -141,25 +131,22 @@ def test_cancelled_items_never_run_and_errors_reach_every_caller() -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux thread names")
-def test_codec_and_inference_threads_carry_their_names_in_the_os(pool: WorkerPool) -> None:
+def test_codec_and_inference_threads_carry_their_names_in_the_os(model_repository: Path, tmp_path: Path) -> None:
     """bench.request_cost and `top -H` tell the roles apart by these names."""
 
     def os_name() -> str:
         return Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text().strip()
 
     async def names() -> tuple[str, str]:
-        batcher = MicroBatcher(max_batch_size=1, max_wait_s=0, threads=1, metrics=Metrics())
         inference: list[str] = []
 
         def record(x: np.ndarray) -> np.ndarray:
             inference.append(os_name())
             return x
 
-        try:
-            await batcher.run(BatchKey("m", "s", ((1,),)), record, np.zeros((1, 1), np.float32))
-            return await pool.run(os_name), inference[0]
-        finally:
-            await batcher.stop()
+        async with running_services(_settings(model_repository, tmp_path)) as services:
+            await services.batcher.run(BatchKey("m", "s", ((1,),)), record, np.zeros((1, 1), np.float32))
+            return await services.pool.run(os_name), inference[0]
 
     assert asyncio.run(names()) == ("atelier-codec", "atelier-infer")
 
