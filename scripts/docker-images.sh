@@ -4,7 +4,8 @@
 # (scripts/docker-engine.sh). Base images are the upstream ones, or local stand-ins where no
 # registry answers (scripts/docker-standins.sh); the choice goes to $ATELIER_DOCKER_ENV_FILE
 # (artifacts/docker/images.env), which `docker compose --env-file` takes for the gateway and Redis.
-# On an offline site the build gets pip's CA bundle (ATELIER_PIP_CA, else pip's configured `cert`)
+# On an offline site the build gets pip's CA bundle (ATELIER_PIP_CA, else PIP_CERT or pip's configured
+# `cert`, else the system bundle)
 # as the `pip_ca` build secret only; online it gets one only when ATELIER_PIP_CA is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,7 @@ mv "$ENV_FILE.new" "$ENV_FILE"
 secret=()
 ca=${ATELIER_PIP_CA:-}
 if [ -z "$ca" ] && [ "$ATELIER_OFFLINE" = 1 ]; then
-  ca=$(pip config get global.cert 2>/dev/null || echo /etc/ssl/certs/ca-certificates.crt)
+  ca=${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || echo /etc/ssl/certs/ca-certificates.crt)}
 fi
 [ -n "$ca" ] && secret=(--secret "id=pip_ca,src=$ca")
 

@@ -22,6 +22,7 @@ MIRROR=${ATELIER_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CACHE=${ATELIER_DOCKER_CACHE:-/var/cache/atelier-docker}
 
 log() { echo "docker-standins: $*" >&2; }
+pip_config() { python3 -m pip config get "$1" 2>/dev/null || pip config get "$1" 2>/dev/null || true; }
 have() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
 pullable() { have "$1" || timeout "${ATELIER_PULL_TIMEOUT:-60}" "$DOCKER" pull -q "$1" >/dev/null 2>&1; }
 
@@ -53,7 +54,7 @@ torch_wheel() {  # the CPU wheel for the stand-in's python: ATELIER_TORCH_WHEEL,
   if [ -n "${ATELIER_TORCH_WHEEL:-}" ]; then echo "$ATELIER_TORCH_WHEEL"; return; fi
   local abi dirs
   abi=$("$DOCKER" run --rm --network none "$1" python -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
-  dirs=$(pip config get global.find-links 2>/dev/null || true)
+  dirs="${PIP_FIND_LINKS:-} $(pip_config global.find-links)"
   for dir in $dirs .cache/wheels; do
     dir=${dir#file://}
     for wheel in "$dir"/torch-"$TORCH_VERSION"+cpu-"$abi"-"$abi"-*x86_64.whl; do
