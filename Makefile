@@ -26,12 +26,12 @@ models: venv wheels  ## build models/magenta-mobile/1 and models/presets-26/1 un
 	$(BIN)/python -m onnx_export --repository $(MODELS) defaults
 
 run: setup  ## start the service on the embedded default model at http://$(HOST):$(PORT)
-	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m service
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/atelier serve
 
 system-deps:  ## Debian packages the tests drive (chromium, redis-server, nginx, docker-compose); only what is missing
 	scripts/system-deps.sh
 
-test: setup system-deps  ## the whole test suite
+test: setup system-deps lint  ## lint and format check, then the whole test suite
 	$(BIN)/pytest
 
 test-deploy: setup system-deps  ## the deployment tests alone: Redis, replicas, nginx on loopback; compose, k8s
@@ -44,8 +44,11 @@ docker-images: system-deps  ## build atelier:cpu in $$DOCKER_HOST's engine (else
 test-docker: setup system-deps  ## the Docker tests alone: the image and the compose stack in a real engine (part of `make test`)
 	$(BIN)/pytest tests/docker
 
-lint: venv
-	$(BIN)/ruff check training onnx_export service tests bench
+LINTED := atelier training onnx_export service tests bench
+
+lint: venv  ## ruff's lint rules and its formatter (one style everywhere): check only, nothing is rewritten
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 docs: venv  ## build the documentation site into build/site; a broken link, anchor or nav entry fails
 	$(BIN)/mkdocs build --strict

@@ -5,7 +5,7 @@
 Each pair runs the same work both ways, alternating, ``--rounds`` times, and reports the median ms:
 
 - ``content_decode``: a 4000x3000 JPEG photo to a 512x384 output, decoded in full then resized, or
-  decoded at a reduced DCT scale first (``imaging.decode_reduced``);
+  decoded at a reduced DCT scale first (``imaging.decode_for_shrinking``);
 - ``style_input``: a 4000x3000 JPEG painting to the predictor's 256x256 input, the same two ways
   (``imaging.style_tensor``);
 - ``to_uint8``: a 1024x1024 output to uint8 pixels with numpy's one-liner (nan_to_num, clip, round,
@@ -79,10 +79,10 @@ def content_decode(rounds: int) -> dict[str, object]:
         return imaging.resize(imaging.decode(data, what="content", **LIMITS), out_size)
 
     def reduced() -> np.ndarray:
-        image, _ = imaging.decode_reduced(
+        decoded = imaging.decode_for_shrinking(
             data, what="content", short_side=lambda w, h: imaging.DECODE_MARGIN * min(out_size), **LIMITS
         )
-        return imaging.resize(image, out_size)
+        return imaging.resize(decoded.pixels, out_size)
 
     return {"photo": "4000x3000 JPEG", "output": list(out_size), **compare(rounds, full=full, reduced=reduced)}
 

@@ -28,21 +28,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.common import (
-    IMAGES,
-    MODELS,
-    cached_style_form,
-    drive,
-    emit,
-    environment,
-    serve,
-    square_jpeg,
-    summary,
-    warm_up,
-)
+from bench.common import IMAGES, MODELS, cached_style_form, drive, emit, environment, serve, summary, warm_up
 from service import imaging
 from service.config import Settings
 from service.registry import LoadedModel, load_model
+from tests.helpers.images import square_jpeg
 
 
 def bare_model(model: LoadedModel, size: int, count: int, seconds: float) -> dict[str, float | int]:

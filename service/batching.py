@@ -177,7 +177,7 @@ class MicroBatcher:
             queue.arrived.clear()
             try:
                 await asyncio.wait_for(queue.arrived.wait(), remaining)
-            except asyncio.TimeoutError:  # the builtin TimeoutError only from Python 3.11
+            except TimeoutError:
                 return
 
     async def _execute(self, key: BatchKey, fn: BatchFn, batch: list[_Item]) -> None:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.runtime import cuda_device_present
@@ -27,7 +27,8 @@ CPU_BATCH_SIZE = 8
 class Settings(BaseSettings):
     """Service configuration; each field is read from ``ATELIER_<FIELD>`` (case-insensitive)."""
 
-    model_config = SettingsConfigDict(env_prefix="ATELIER_", extra="ignore", frozen=True)
+    # populate_by_name: Settings(codec_threads=...) in code, whatever a field's environment names are.
+    model_config = SettingsConfigDict(env_prefix="ATELIER_", extra="ignore", frozen=True, populate_by_name=True)
 
     model_dir: Path = Field(REPO_ROOT / "models", description="model repository: <name>/<version>/manifest.json")
     default_model: str = Field("magenta-mobile", description="arbitrary model used when a request names none")
@@ -40,7 +41,14 @@ class Settings(BaseSettings):
     intra_op_threads: int = Field(
         0, ge=0, description="ONNX Runtime intra-op threads per session; 0 = the usable cores divided by `processes`"
     )
-    workers: int = Field(0, ge=0, description="threads running decode, resize and encode; 0 = the usable cores, >= 2")
+    codec_threads: int = Field(
+        0,
+        ge=0,
+        # ATELIER_WORKERS is the setting's first name, still read (uvicorn's "workers" are processes).
+        validation_alias=AliasChoices("ATELIER_CODEC_THREADS", "ATELIER_WORKERS"),
+        description="threads running decode, resize and encode (`atelier-codec`); 0 = the usable cores, >= 2; "
+        "ATELIER_WORKERS is an older name for it",
+    )
     processes: int | None = Field(
         None,
         ge=1,
@@ -166,8 +174,9 @@ class Settings(BaseSettings):
         return GPU_BATCH_PIXELS if on_gpu else CPU_BATCH_PIXELS
 
     @property
-    def codec_threads(self) -> int:
-        return self.workers or max(2, usable_cores())
+    def codec_thread_count(self) -> int:
+        """Codec threads per process: the configured number, else the usable cores (at least 2)."""
+        return self.codec_threads or max(2, usable_cores())
 
 
 def usable_cores() -> int:

@@ -24,7 +24,8 @@ import httpx
 import pytest
 
 from tests.docker.conftest import ARTIFACTS, REPO, Engine, answers, run, unique, wait_until
-from tests.service.conftest import _free_port, encode_image, gradient_image
+from tests.helpers.images import encode_image, gradient_image
+from tests.helpers.server import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -75,7 +76,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(images: Engine) -> Iterator[Stack]:
-    port = _free_port()
+    port = free_port()
     env = {**images.env, "ATELIER_GATEWAY_PORT": f"127.0.0.1:{port}", "ATELIER_WORKERS": "1"}
     stack = Stack(images, unique("atelier-test"), env, f"http://127.0.0.1:{port}")
     try:

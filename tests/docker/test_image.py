@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from tests.docker.conftest import IMAGE, Engine, answers, unique, wait_until
-from tests.service.conftest import LiveServer, decode_rgb, encode_image, gradient_image, start_server, stop_server
+from tests.helpers.images import decode_rgb, encode_image, gradient_image
+from tests.helpers.server import LiveServer, start_server, stop_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 

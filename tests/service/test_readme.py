@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from service.config import Settings
-from tests.service.conftest import LiveServer
+from tests.helpers.server import LiveServer
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_URL = "ATELIER=http://127.0.0.1:8000\n"
