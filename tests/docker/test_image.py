@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.docker.conftest import IMAGE, Engine, answers, unique, wait_until
+from tests.docker.conftest import DOCKER, IMAGE, Engine, answers, run, unique, wait_until
 from tests.helpers.images import decode_rgb, encode_image, gradient_image
 from tests.helpers.server import LiveServer, start_server, stop_server
 
@@ -155,3 +155,17 @@ def test_docker_stop_lets_an_in_flight_request_finish(images: Engine, container:
     assert stopped_after < GRACE_S, f"docker stop took {stopped_after:.1f} s: the grace period ran out"
     assert images.inspect(container.id, "{{.State.ExitCode}}") == "0"  # not 137: it exited, was not killed
     print(f"docker stop with a request in flight: {stopped_after:.1f} s")
+
+
+def test_a_build_naming_a_docker_hub_image_fails_fast_and_loudly(images: Engine, tmp_path: Path):
+    """Nothing pulls quietly or hangs: where no registry answers (the engine scripts/docker-engine.sh
+    starts sends registry traffic to a closed port), a FROM of a Docker Hub name fails in seconds."""
+    (tmp_path / "Dockerfile").write_text("FROM busybox:1.36.1\n")
+    began = time.monotonic()
+    built = run([DOCKER, "build", "--quiet", str(tmp_path)], {**images.env, "DOCKER_BUILDKIT": "1"}, timeout=90,
+                check=False)  # fmt: skip
+    elapsed = time.monotonic() - began
+    if images.images["ATELIER_OFFLINE"] == "1":
+        assert built.returncode != 0 and "docker.io/library/busybox:1.36.1" in built.stderr, built.stderr
+    assert elapsed < 60, f"the build took {elapsed:.0f} s"
+    print(f"FROM busybox: exit {built.returncode} after {elapsed:.1f} s: {built.stderr.strip()[-200:]}")
