@@ -111,6 +111,19 @@ class Settings(BaseSettings):
     redis_cache_ttl_s: int = Field(
         7 * 24 * 3600, ge=1, description="TTL of embeddings in Redis (volatile-lru evicts these, never styles)"
     )
+    live_max_connections: int = Field(
+        16, ge=1, description="open /v1/live WebSockets per process; more are closed with 1013"
+    )
+    live_max_frame_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, description="largest encoded frame on /v1/live, in bytes (bigger: an error message)"
+    )
+    live_max_fps: float = Field(
+        60.0, gt=0, le=1000, description="frames per second one /v1/live connection may send; faster ones are dropped"
+    )
+    live_max_side: int = Field(1280, ge=16, description="longest side of a /v1/live frame, as sent and as painted")
+    live_idle_timeout_s: float = Field(
+        30.0, gt=0, description="a /v1/live connection that sends nothing this long is closed (1001)"
+    )
     host: str = Field("127.0.0.1", description="bind address for `python -m service` (HOST overrides)")
     port: int = Field(8000, ge=0, le=65535, description="port for `python -m service` (PORT overrides)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level of the JSON logs")
