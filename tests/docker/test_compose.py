@@ -77,7 +77,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(images: Engine) -> Iterator[Stack]:
     port = free_port()
-    env = {**images.env, "ATELIER_GATEWAY_PORT": f"127.0.0.1:{port}", "ATELIER_WORKERS": "1"}
+    env = {**images.env, "ATELIER_GATEWAY_PORT": f"127.0.0.1:{port}", "ATELIER_CODEC_THREADS": "1"}
     stack = Stack(images, unique("atelier-test"), env, f"http://127.0.0.1:{port}")
     try:
         began = time.monotonic()

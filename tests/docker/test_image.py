@@ -43,7 +43,7 @@ def container(images: Engine, network: str) -> Iterator[Container]:
     container_id = images.docker(
         "run", "--detach", "--network", network, "--read-only", "--tmpfs", "/tmp",
         "--mount", "type=volume,destination=/var/lib/atelier", "--publish", "127.0.0.1::8000",
-        "--stop-timeout", str(GRACE_S), "--env", "ATELIER_WORKERS=1", IMAGE,
+        "--stop-timeout", str(GRACE_S), "--env", "ATELIER_CODEC_THREADS=1", IMAGE,
     ).stdout.strip()  # fmt: skip
     try:
         url = images.published_port(container_id, 8000)
@@ -56,7 +56,7 @@ def container(images: Engine, network: str) -> Iterator[Container]:
 @pytest.fixture(scope="module")
 def loopback(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The same service from the repository on loopback, on the models `make setup` built."""
-    server = start_server(model_repository, tmp_path_factory.mktemp("loopback"), {"ATELIER_WORKERS": "1"})
+    server = start_server(model_repository, tmp_path_factory.mktemp("loopback"), {"ATELIER_CODEC_THREADS": "1"})
     yield server
     stop_server(server)
 
