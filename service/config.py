@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.runtime import cuda_device_present
@@ -82,7 +82,19 @@ class Settings(BaseSettings):
     max_pixels: int = Field(
         36_000_000, ge=1, le=89_000_000, description="largest decoded image, width x height (checked before decoding)"
     )
-    max_output_side: int = Field(2048, ge=16, description="cap on the longest side of a stylised image")
+    max_output_side: int = Field(
+        8192, ge=16, description="cap on the longest side of a stylised image, and of the network's input"
+    )
+    tile_side: int = Field(
+        1536, ge=64, description="network inputs longer than this on a side run in tiles of at most this side"
+    )
+    tile_overlap: int = Field(64, ge=16, description="least overlap of neighbouring tiles, in network pixels")
+    statistics_side: int = Field(
+        1024, ge=64, description="long side of the thumbnail whose instance-norm statistics the tiles share"
+    )
+    brush_side: int = Field(
+        512, ge=64, description="default stroke_scale: output long side / this, at least 1 (docs/brush.md)"
+    )
     min_image_side: int = Field(8, ge=1, description="images with a shorter side than this are refused (422)")
     cache_entries: int = Field(1024, ge=0, description="style embeddings kept in the in-process LRU; 0 disables it")
     api_keys: Annotated[list[str], NoDecode] = Field(
@@ -106,6 +118,12 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="bind address for `python -m service` (HOST overrides)")
     port: int = Field(8000, ge=0, le=65535, description="port for `python -m service` (PORT overrides)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level of the JSON logs")
+
+    @model_validator(mode="after")
+    def _tiles_overlap_less_than_half(self) -> Settings:
+        if 2 * self.tile_overlap >= self.tile_side:
+            raise ValueError(f"tile_overlap {self.tile_overlap} must be under half of tile_side {self.tile_side}")
+        return self
 
     @field_validator("api_keys", mode="before")
     @classmethod
