@@ -15,7 +15,7 @@ of pixels with the largest photo gradient), so that blur cannot win the losses (
 Memory and time (``memory``): one ``python -m service`` process per case, one request each (content:
 tubingen's centre square at 1024 as JPEG, style the_scream, output JPEG), peak resident memory (VmHWM
 of the process) and the request's wall time: ``<side>_tiled`` at stroke_scale 1 with the default tile
-settings, ``2048_untiled`` with tiling off (ATELIER_TILE_SIDE above the size). ``time_linearity`` is the
+settings (tiles of at most 2048, statistics from a 2048 thumbnail), ``2048_untiled`` in one run. ``time_linearity`` is the
 8192 time over 64 x the 1024 time (stroke_scale 1, both in the last server).
 """
 
@@ -178,9 +178,9 @@ def memory(args: argparse.Namespace, work: Path) -> dict[str, object]:
     style = (IMAGES / "style" / TIMED_STYLE).read_bytes()
     report: dict[str, object] = {}
     for side in args.memory:
-        cases = [("tiled", {})] if side > 2048 else [("untiled", {"ATELIER_TILE_SIDE": str(side)}), ("tiled", {})]
-        for kind, env in cases:
-            with serve(work, env | {"ATELIER_INFERENCE_THREADS": "1"}) as server:
+        tiled = side > Settings().tile_side
+        for kind, env in [("tiled", {}) if tiled else ("untiled", {"ATELIER_TILE_SIDE": str(side)})]:
+            with serve(work, env | {"ATELIER_REQUEST_TIMEOUT_S": "1800"}) as server:
                 base = vm_hwm(server.process.pid)
                 seconds = one_request(server.url, content, style, side, 1.0)
                 report[f"{side}_{kind}"] = {"peak_rss_mb": round(vm_hwm(server.process.pid) / 2**20),

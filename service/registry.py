@@ -99,7 +99,9 @@ def load_model(folder: Path, preference: ProviderPreference, intra_op_threads: i
     if "predictor" in manifest.files:
         predictor = OnnxModel(folder / manifest.files["predictor"].path, preference, intra_op_threads)
     forms = [
-        OnnxModel(folder / manifest.files[form].path, preference, intra_op_threads) if form in manifest.forms else None
+        OnnxModel(folder / manifest.files[form].path, preference, intra_op_threads, memory_arena=False)
+        if form in manifest.forms
+        else None
         for form in ("statistics", "given_statistics")
     ]
     model = LoadedModel(manifest, transformer, predictor, 0.0, *forms)

@@ -54,8 +54,13 @@ class TensorNames:
 class OnnxModel:
     """One ONNX file loaded into an inference session."""
 
-    def __init__(self, path: Path, preference: ProviderPreference, intra_op_threads: int) -> None:
+    def __init__(
+        self, path: Path, preference: ProviderPreference, intra_op_threads: int, memory_arena: bool = True
+    ) -> None:
         options = ort.SessionOptions()
+        # Without its arena a session gives its activations back after each run: the tiling forms'
+        # two sessions then do not each keep their largest run's memory (service/tiling.py).
+        options.enable_cpu_mem_arena = memory_arena
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # Idle intra-op threads spin by default. Each session has its own pool, and the predictor's

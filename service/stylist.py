@@ -239,7 +239,21 @@ class Stylist:
         net_h, net_w = prepared.network.shape[:2]
         # The network's output as hxwx3: float32 (whole) or uint8 (tiled).
         low = imaging.crop(stylized, net_h, net_w)[0].transpose(1, 2, 0) if stylized.ndim == 4 else stylized
-        out = np.empty((out_h, out_w, 3), np.uint8)
+        plain = not job.preserve_color and not (job.model.kind == "nstyle" and job.strength < 1.0)
+        if plain and low.dtype == np.uint8 and low.shape[:2] == (out_h, out_w):
+            out = low  # tiled at stroke_scale 1: the assembled tiles are the output, no second copy
+        else:
+            out = self._render(job, prepared, low)
+        data = imaging.encode(out, job.format, job.quality)
+        self._timed("encode", started)
+        return StylizeResult(
+            data, imaging.MEDIA_TYPES[job.format], out_w, out_h, reference, prepared.stroke_scale
+        )
+
+    def _render(self, job: StylizeJob, prepared: _Prepared, low: np.ndarray) -> np.ndarray:
+        """The output image, uint8, from the network's output ``low``: upsampled, blended, coloured by bands."""
+        photo = prepared.resized
+        out = np.empty((*photo.shape[:2], 3), np.uint8)
         for rows, band in self._output_bands(low, prepared):
             if job.model.kind == "nstyle" and job.strength < 1.0:
                 # No predictor, so no identity embedding: blend the pixels with the content instead.
@@ -247,11 +261,7 @@ class Stylist:
             if job.preserve_color:
                 band = imaging.preserve_color(band, photo[rows].astype(np.float32) / 255.0)
             out[rows] = imaging.to_uint8(band)
-        data = imaging.encode(out, job.format, job.quality)
-        self._timed("encode", started)
-        return StylizeResult(
-            data, imaging.MEDIA_TYPES[job.format], out_w, out_h, reference, prepared.stroke_scale
-        )
+        return out
 
     @staticmethod
     def _output_bands(low: np.ndarray, prepared: _Prepared) -> Iterator[tuple[slice, np.ndarray]]:

@@ -56,12 +56,16 @@ def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
 
 
 def coefficients(guide_low: np.ndarray, stylised_low: np.ndarray, radius: int = RADIUS, eps: float = EPS) -> np.ndarray:
-    """The guided filter's averaged slope ``a`` [h,w,3] of stylised_low [h,w,3] on guide_low [h,w]."""
-    g = guide_low[:, :, None]
-    mean_g, mean_p = box_mean(g, radius), box_mean(stylised_low, radius)
-    cov = box_mean(g * stylised_low, radius) - mean_g * mean_p
-    var = box_mean(g * g, radius) - mean_g * mean_g
-    return box_mean(cov / (np.maximum(var, 0.0) + eps), radius)
+    """The guided filter's averaged slope ``a`` [h,w,3] of stylised_low [h,w,3] on guide_low [h,w]; one
+    channel at a time, so the float64 sums stay a few planes of the low resolution."""
+    mean_g = box_mean(guide_low, radius)
+    var = np.maximum(box_mean(guide_low * guide_low, radius) - mean_g * mean_g, 0.0) + np.float32(eps)
+    slope = np.empty(stylised_low.shape, np.float32)
+    for c in range(stylised_low.shape[2]):
+        p = stylised_low[:, :, c]
+        cov = box_mean(guide_low * p, radius) - mean_g * box_mean(p, radius)
+        slope[:, :, c] = box_mean(cov / var, radius)
+    return slope
 
 
 def _axis(out_n: int, in_n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
