@@ -15,8 +15,9 @@ of pixels with the largest photo gradient), so that blur cannot win the losses (
 Memory and time (``memory``): one ``python -m service`` process per case, one request each (content:
 tubingen's centre square at 1024 as JPEG, style the_scream, output JPEG), peak resident memory (VmHWM
 of the process) and the request's wall time: ``<side>_tiled`` at stroke_scale 1 with the default tile
-settings (tiles of at most 2048, statistics from a 2048 thumbnail), ``2048_untiled`` in one run. ``time_linearity`` is the
-8192 time over 64 x the 1024 time (stroke_scale 1, both in the last server).
+settings (tiles of at most 2048, statistics from a 2048 thumbnail), ``2048_untiled`` in one run.
+``time_linearity`` is the largest side's time over (side/1024)^2 x the 1024 time (stroke_scale 1, the
+median of three 1024 requests in the same server, after the large one).
 """
 
 from __future__ import annotations
