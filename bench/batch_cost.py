@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import IMAGES, MODELS, emit, environment, square_jpeg
+from bench.common import IMAGES, MODELS, emit, environment
 from service import imaging
 from service.config import Settings
 from service.registry import load_model
+from tests.helpers.images import square_jpeg
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,13 +33,14 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from bench.common import IMAGES, MODELS, emit, environment, serve, square_jpeg
+from bench.common import IMAGES, MODELS, emit, environment, serve
 from bench.peer import CONTENTS_1024, peer_python, run_peer
 from service import imaging
 from service.config import Settings, usable_cores
 from service.services import build_services
 from service.style_resolution import StyleSpec
 from service.stylist import StylizeOptions
+from tests.helpers.images import square_jpeg
 
 TIMED_STYLE = "the_scream.jpg"
 

@@ -1,104 +1,38 @@
-"""What the benchmarks share: a service process on loopback, a bounded load driver, test images, RSS."""
+"""What the benchmarks share: a service process on loopback (tests.helpers.server), a bounded load driver,
+test images, RSS."""
 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import platform
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
-from PIL import Image
 
-from service.config import Settings
+from tests.helpers.server import LiveServer, running_server
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES = Path(os.environ.get("ATELIER_IMAGE_DIR", REPO.parent / "shared" / "data" / "images"))
 MODELS = Path(os.environ.get("ATELIER_MODEL_DIR", REPO / "models"))
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# The benchmarks' servers log warnings only (start_server turns INFO on for several processes) and
+# keep the service's own upload limit.
+BENCH_ENV = {"ATELIER_LOG_LEVEL": "WARNING"}
 
 
 @contextmanager
-def serve(workdir: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """`python -m service` on a free loopback port until the block ends; waits (90 s at most) until every
-    one of its processes is ready."""
-    port = _free_port()
-    full_env = {
-        **os.environ,
-        "ATELIER_MODEL_DIR": str(MODELS),
-        "ATELIER_STYLE_DIR": str(workdir / "styles"),
-        "ATELIER_LOG_LEVEL": "WARNING",
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        **(env or {}),
-    }
-    # As many as the service will start with this environment: it decides by the same settings.
-    processes = Settings(
-        processes=full_env.get("ATELIER_PROCESSES"), providers=full_env.get("ATELIER_PROVIDERS", "auto")
-    ).process_count
-    if processes > 1:
-        # /readyz answers once one process is up; the others' "ready" log lines (INFO) tell the rest.
-        full_env["ATELIER_LOG_LEVEL"] = "INFO"
-    log_path = workdir / f"server-{port}.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=full_env, stdout=log, stderr=log)
-    server = Server(f"http://127.0.0.1:{port}", process)
-    try:
-        deadline = time.monotonic() + 90
-        while not _ready(server, log_path, processes):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the service did not start; see {log.name}")
-            time.sleep(0.2)
+def serve(workdir: Path, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+    """`python -m service` on the default models and a free loopback port until the block ends; waits
+    (90 s at most) until every one of its processes is ready."""
+    with running_server(MODELS, workdir, env, base_env=BENCH_ENV) as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def _ready(server: Server, log_path: Path, processes: int) -> bool:
-    try:
-        if httpx.get(server.url + "/readyz", timeout=2).status_code != 200:
-            return False
-    except httpx.TransportError:
-        return False
-    return processes == 1 or log_path.read_text(errors="replace").count('"msg": "ready"') >= processes
-
-
-def square_jpeg(path: Path, side: int, quality: int = 90) -> bytes:
-    """The centre square of an image, resized to ``side`` (Lanczos), as JPEG bytes."""
-    image = Image.open(path).convert("RGB")
-    short = min(image.size)
-    left, top = (image.width - short) // 2, (image.height - short) // 2
-    square = image.crop((left, top, left + short, top + short)).resize((side, side), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    square.save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
 
 
 def register_style(url: str, data: bytes) -> str:

@@ -10,7 +10,7 @@ settings alternating cell by cell, every cell ``--rounds`` times. Before, betwee
 of each size it times the bare transformer session in this process (batch 1, same intra-op threads,
 the servers idle), so the HTTP + codec overhead is a ratio measured on the same machine seconds apart:
 a cell's median images/s over the bare session's median. One round's cell moves 10-20% on a shared
-machine; the medians are what the README cites. The load generator runs on the
+machine; the medians are what docs/performance.md cites. The load generator runs on the
 same cores as the server, which is part of what the ratio charges to HTTP.
 """
 
@@ -28,21 +28,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.common import (
-    IMAGES,
-    MODELS,
-    cached_style_form,
-    drive,
-    emit,
-    environment,
-    serve,
-    square_jpeg,
-    summary,
-    warm_up,
-)
+from bench.common import IMAGES, MODELS, cached_style_form, drive, emit, environment, serve, summary, warm_up
 from service import imaging
 from service.config import Settings
 from service.registry import LoadedModel, load_model
+from tests.helpers.images import square_jpeg
 
 
 def bare_model(model: LoadedModel, size: int, count: int, seconds: float) -> dict[str, float | int]:

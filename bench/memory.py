@@ -19,7 +19,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import IMAGES, emit, environment, register_style, rss_bytes, serve, square_jpeg
+from bench.common import IMAGES, emit, environment, register_style, rss_bytes, serve
+from tests.helpers.images import square_jpeg
 
 SIZES = (256, 512, 1024)
 MIB = 1024 * 1024

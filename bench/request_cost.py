@@ -26,7 +26,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import IMAGES, cached_style_form, drive, emit, environment, serve, square_jpeg, warm_up
+from bench.common import IMAGES, cached_style_form, drive, emit, environment, serve, warm_up
+from tests.helpers.images import square_jpeg
 
 ROLES = {"atelier-codec": "codec", "atelier-infer": "inference"}
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")

@@ -104,11 +104,9 @@ class Manifest(BaseModel):
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    """The sha256 of a file as 64 hex digits (``hashlib.file_digest`` reads it in blocks)."""
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> Path:

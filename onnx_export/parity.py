@@ -86,7 +86,7 @@ def reference(module: torch.nn.Module, *inputs: np.ndarray) -> np.ndarray:
     """The module's output computed in float64 on a copy (the caller's module stays fp32).
 
     One sample at a time: every network here is per-sample (instance norm, eval-mode batch norm), and
-    the float64 activations of a batch of four 1024x1024 images would fill most of a 24 GiB machine.
+    a float64 batch at the largest check size would multiply the peak memory by the batch size.
     """
     exact = copy.deepcopy(module).double().eval()
     with torch.no_grad():

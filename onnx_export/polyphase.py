@@ -16,12 +16,12 @@ images ``y[2i+a, 2j+b]`` (a, b in {0, 1}), held as four consecutive channels per
   edge-padded by 1 at the top and left;
 - instance-norm statistics are over all four phases of a channel;
 - phases become the full-resolution map through a stride-2 transposed conv with one-hot weights
-  (ONNX Runtime's DepthToSpace is 3x slower on the CPU).
+  (ONNX Runtime's DepthToSpace is slower on the CPU).
 
 Exact to float rounding: derived weights are sums of trained ones, and the parity checks compare
-the exported graph with the trained network in float64. Measured on 2 cores at 384x384 (ONNX
-Runtime 1.31, CPU): the mobile transformer 50 -> 32 ms. Inputs must be a multiple of 4 on each
-side, as for the plain export (``SIZE_MULTIPLE``; the service pads).
+the exported graph with the trained network in float64. The speed-up is in docs/performance.md.
+Inputs must be a multiple of 4 on each side, as for the plain export (``SIZE_MULTIPLE``; the
+service pads).
 """
 
 from __future__ import annotations

@@ -3,10 +3,9 @@
 A 1024x1024 request allocates and frees tens of megabytes of short-lived arrays: the decoded image, its
 float tensor, ONNX Runtime's output, the uint8 result. glibc serves big allocations with fresh mmap()s
 (past a threshold that adapts only up to a point) and returns freed memory at the top of a heap once
-it exceeds 128 KiB, so each request page-faulted its buffers back in: about 1,800 faults and half of
-the codec thread's CPU per image (2-core VM, 1024x1024 JPEG in and out: 31 ms, 17 ms with these
-settings; neither threshold alone helped). On a many-core GPU host those faults from every codec
-thread can also serialise on the process's memory-map lock.
+it exceeds 128 KiB, so each request page-faulted its buffers back in, a large share of the codec
+threads' CPU (docs/performance.md; neither threshold alone helped). On a many-core GPU host those
+faults from every codec thread can also serialise on the process's memory-map lock.
 
 ``reuse_freed_memory`` raises glibc's mmap threshold (allocations up to it come from the heap) and its
 trim threshold (up to twice that stays mapped at the top of each heap once freed), both through

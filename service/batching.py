@@ -77,9 +77,9 @@ class _Queue:
 class _Staging(threading.local):
     """An inference thread's buffers for stacking batches, one per model input, reused run after run.
 
-    Four 1024x1024 images stack to 50 MB, past the largest block glibc keeps in its heap
-    (``service.allocator``): a fresh array each run was mapped and page-faulted in anew, and stacking
-    took 8-10 ms instead of 4 (2-core CPU). A buffer grows to the largest batch its thread has stacked,
+    A batch of large images stacks past the largest block glibc keeps in its heap
+    (``service.allocator``), so a fresh array each run would be mapped and page-faulted in anew
+    (docs/performance.md). A buffer grows to the largest batch its thread has stacked,
     which ``max_batch_elements`` bounds, and is never shrunk. ONNX Runtime reads its inputs during the
     run and returns new arrays, so the next run may overwrite the buffer.
     """
@@ -102,7 +102,7 @@ _staging = _Staging()
 
 def _run_stacked(fn: BatchFn, inputs: list[tuple[np.ndarray, ...]]) -> np.ndarray:
     """``fn`` on the items' inputs stacked along the batch axis. Runs on an inference thread: stacking
-    four 1024x1024 images copies 50 MB, which on the event loop would stall every other request."""
+    large images is a big copy, which on the event loop would stall every other request."""
     if len(inputs) == 1:
         return fn(*inputs[0])
     return fn(*(_staging.stack(index, column) for index, column in enumerate(zip(*inputs, strict=True))))
@@ -177,7 +177,7 @@ class MicroBatcher:
             queue.arrived.clear()
             try:
                 await asyncio.wait_for(queue.arrived.wait(), remaining)
-            except asyncio.TimeoutError:  # the builtin TimeoutError only from Python 3.11
+            except TimeoutError:
                 return
 
     async def _execute(self, key: BatchKey, fn: BatchFn, batch: list[_Item]) -> None:

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -188,7 +188,7 @@ class SharedStyleStore(StyleStore):
 
     def put(self, owner: str, style_id: str, embedding: list[float], model: str) -> tuple[StyleRecord, bool]:
         self._publish_pending()
-        candidate = StyleRecord(id=style_id, embedding=embedding, model=model, created=datetime.now(timezone.utc))
+        candidate = StyleRecord(id=style_id, embedding=embedding, model=model, created=datetime.now(UTC))
         try:
             winner = self._publish(owner, candidate)
         except BackendUnavailable:

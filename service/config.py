@@ -1,7 +1,7 @@
 """All service settings, in one pydantic-settings class read from ``ATELIER_*`` environment variables.
 
 Every field's default is the embedded local run: the default models from ``make models``, CPU or
-CUDA chosen automatically, no API keys. The README's configuration table lists the same fields.
+CUDA chosen automatically, no API keys. docs/configuration.md lists the same fields (a test checks).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.runtime import cuda_device_present
@@ -27,7 +27,8 @@ CPU_BATCH_SIZE = 8
 class Settings(BaseSettings):
     """Service configuration; each field is read from ``ATELIER_<FIELD>`` (case-insensitive)."""
 
-    model_config = SettingsConfigDict(env_prefix="ATELIER_", extra="ignore", frozen=True)
+    # populate_by_name: Settings(codec_threads=...) in code, whatever a field's environment names are.
+    model_config = SettingsConfigDict(env_prefix="ATELIER_", extra="ignore", frozen=True, populate_by_name=True)
 
     model_dir: Path = Field(REPO_ROOT / "models", description="model repository: <name>/<version>/manifest.json")
     default_model: str = Field("magenta-mobile", description="arbitrary model used when a request names none")
@@ -40,7 +41,14 @@ class Settings(BaseSettings):
     intra_op_threads: int = Field(
         0, ge=0, description="ONNX Runtime intra-op threads per session; 0 = the usable cores divided by `processes`"
     )
-    workers: int = Field(0, ge=0, description="threads running decode, resize and encode; 0 = the usable cores, >= 2")
+    codec_threads: int = Field(
+        0,
+        ge=0,
+        # ATELIER_WORKERS is the setting's first name, still read (uvicorn's "workers" are processes).
+        validation_alias=AliasChoices("ATELIER_CODEC_THREADS", "ATELIER_WORKERS"),
+        description="threads running decode, resize and encode (`atelier-codec`); 0 = the usable cores, >= 2; "
+        "ATELIER_WORKERS is an older name for it",
+    )
     processes: int | None = Field(
         None,
         ge=1,
@@ -145,12 +153,9 @@ class Settings(BaseSettings):
     def process_count(self) -> int:
         """uvicorn processes: the configured number, else 1, or on a GPU host up to four.
 
-        On a GPU one process cannot keep up with its session: on an H200 with 16 cores, one served 64
-        images/s of 1024x1024 (fp32, JPEG in and out) while its session alone ran 118, and its CPU side
-        (HTTP, decode, encode, one interpreter lock) was the cap whatever its threads or batches. Four
-        processes served 144, more than one bare session (128 in that run), since their runs overlap
-        on the GPU; each needs a few cores for its codec work and holds its own copy of the models on
-        the GPU. On a CPU one ONNX Runtime run already uses every core, so one process suits it.
+        On a GPU one process's CPU side (HTTP, codecs, one interpreter lock) caps it below its session,
+        and several processes overlap their runs on the GPU, each with a few cores for its codec work
+        and its own copy of the models. On a CPU one run already uses every core (docs/performance.md).
         """
         if self.processes is not None:
             return self.processes
@@ -166,10 +171,9 @@ class Settings(BaseSettings):
     def batch_size(self, on_gpu: bool) -> int:
         """Most items in one run: the configured number, else 8 on a CPU and 1 (no batching) on a GPU.
 
-        On a CPU small images share runs where that pays (``batch_pixels``). On an H200 batching
-        raised throughput in no configuration measured: 1-7% below batching off with one process at
-        1024x1024 (fp32 and fp16, warmed up), and lower still with four processes, where independent
-        runs already overlap on the GPU (README, Performance).
+        On a CPU small images share runs where that pays (``batch_pixels``). On a GPU batching raised
+        throughput in no configuration measured, since independent runs already overlap there
+        (docs/performance.md).
         """
         if self.max_batch_size is not None:
             return self.max_batch_size
@@ -179,18 +183,18 @@ class Settings(BaseSettings):
         """Most padded pixels in one run: the configured bound, else one that suits the device.
 
         On a GPU a batch shares the kernel launches and fills the device: up to four 1024x1024
-        images. On a CPU one run already uses every core, and a batch's activations fall out of
-        cache: per image, a batch of 8 at 512x512 took 22% longer than one image alone (2 cores,
-        magenta-mobile), while 8 images of 128x128 took 23% less. Two 256x256 images per run
-        is where batching still pays there; bigger images run one at a time.
+        images. On a CPU one run already uses every core, and a batch of bigger images costs more per
+        image once its activations fall out of cache, so only up to two 256x256 images share a run
+        (docs/performance.md).
         """
         if self.max_batch_pixels is not None:
             return self.max_batch_pixels
         return GPU_BATCH_PIXELS if on_gpu else CPU_BATCH_PIXELS
 
     @property
-    def codec_threads(self) -> int:
-        return self.workers or max(2, usable_cores())
+    def codec_thread_count(self) -> int:
+        """Codec threads per process: the configured number, else the usable cores (at least 2)."""
+        return self.codec_threads or max(2, usable_cores())
 
 
 def usable_cores() -> int:

@@ -22,7 +22,7 @@ from service.errors import InvalidField, UnknownPreset
 from service.metrics import Metrics
 from service.registry import LoadedModel
 
-MAX_BLEND = 16
+MAX_BLEND = 16  # most styles in one `styles` blend
 
 
 def interpolate(identity: np.ndarray, style: np.ndarray, strength: float) -> np.ndarray:

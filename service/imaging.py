@@ -10,7 +10,7 @@ import io
 import logging
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
@@ -28,13 +28,9 @@ MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp":
 STYLE_RESAMPLE = Image.Resampling.BILINEAR
 CONTENT_RESAMPLE = Image.Resampling.LANCZOS
 # Images that are shrunk anyway (style images; content for a smaller output) are decoded at no less
-# than this many times the size they are shrunk to: a JPEG at a reduced DCT scale (``decode_reduced``),
-# then the usual antialiased resize, as Pillow's ``thumbnail`` does (its reducing_gap). On 2 cores:
-# - a 3000x4000 photo of a painting becomes the predictor's input in 24 ms instead of 169, the
-#   1200x1528 the_scream in 6 instead of 15; the embedding moves by 0.2-0.3% (relative L2), a
-#   stylised image by 0.1/255 on average;
-# - a 4000x3000 photo for a 512x384 output (the web page's default) is decoded and resized in 62 ms
-#   instead of 203; the network's input moves by 0.2/255 on average, its output by 1.8/255.
+# than this many times the size they are shrunk to: a JPEG at a reduced DCT scale (``decode_for_shrinking``),
+# then the usual antialiased resize, as Pillow's ``thumbnail`` does (its reducing_gap). Most of a big
+# JPEG's decode is skipped, and the margin keeps the result close to a full decode (docs/performance.md).
 DECODE_MARGIN = 2
 
 
@@ -52,10 +48,15 @@ def decode(data: bytes, *, max_pixels: int, min_side: int, what: str) -> np.ndar
     Accepts JPEG, PNG, WebP, GIF (first frame), BMP and TIFF; applies the EXIF orientation; turns
     grayscale, palette, alpha (composited on white), CMYK and 16-bit images into 8-bit RGB.
     """
-    return decode_reduced(data, max_pixels=max_pixels, min_side=min_side, what=what, short_side=None)[0]
+    return decode_for_shrinking(data, max_pixels=max_pixels, min_side=min_side, what=what, short_side=None).pixels
 
 
-def decode_reduced(
+class Decoded(NamedTuple):
+    pixels: np.ndarray  # RGB uint8 HxWx3, possibly reduced
+    full_size: tuple[int, int]  # the image's upright (width, height) before any reduction
+
+
+def decode_for_shrinking(
     data: bytes,
     *,
     max_pixels: int,
@@ -63,8 +64,8 @@ def decode_reduced(
     what: str,
     short_side: Callable[[int, int], int] | None,
     admit: Callable[[int, int], None] | None = None,
-) -> tuple[np.ndarray, tuple[int, int]]:
-    """``decode`` for callers that shrink the image anyway, and the image's full upright (width, height).
+) -> Decoded:
+    """``decode`` for callers that shrink the image anyway: the pixels, maybe reduced, and the full size.
 
     ``short_side(width, height)``, given that full size, is the shorter side the caller needs; a JPEG
     is then decoded at the smallest of its DCT scales (1/2, 1/4, 1/8) that keeps it, in a fraction
@@ -100,7 +101,7 @@ def decode_reduced(
             image.load()
             turns = _orientation_turns(image)  # before turning: exif_transpose clears the tag
             turned = _apply_exif_orientation(image) and turns
-            return _to_rgb(image), (height, width) if turned else (width, height)
+            return Decoded(_to_rgb(image), (height, width) if turned else (width, height))
         except Image.DecompressionBombError as exc:
             raise ContentTooLarge(f"the {what} image is too large: {exc}") from None
         except Exception as exc:  # truncated or corrupt pixel data
@@ -205,10 +206,9 @@ def identity_tensor(data: bytes, style_size: int, *, max_pixels: int, min_side: 
 
 
 def _decode_for_predictor(data: bytes, style_size: int, max_pixels: int, min_side: int, what: str) -> np.ndarray:
-    image, _ = decode_reduced(
+    return decode_for_shrinking(
         data, max_pixels=max_pixels, min_side=min_side, what=what, short_side=lambda w, h: DECODE_MARGIN * style_size
-    )
-    return image
+    ).pixels
 
 
 def to_tensor(image: np.ndarray) -> np.ndarray:
@@ -219,8 +219,8 @@ def to_tensor(image: np.ndarray) -> np.ndarray:
 def to_uint8(tensor: np.ndarray) -> np.ndarray:
     """float32 1x3xHxW (or HxWx3) in [0, 1] -> uint8 HxWx3, rounded; NaN is 0, out of range clipped."""
     planes = tensor[0] if tensor.ndim == 4 else tensor.transpose(2, 0, 1)
-    # One new float array, then in place, and the channels interleaved one plane at a time: numpy's
-    # general transpose-copy and nan_to_num made this 9-12 ms at 1024x1024 on 2 cores, now about 4.
+    # One new float array, then in place, and the channels interleaved one plane at a time: cheaper
+    # than numpy's general transpose-copy and nan_to_num (docs/performance.md).
     scaled = np.multiply(planes, np.float32(255.0), dtype=np.float32)
     np.add(scaled, np.float32(0.5), out=scaled)
     np.clip(scaled, 0.0, 255.0, out=scaled)

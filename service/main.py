@@ -15,6 +15,7 @@ from service.config import Settings
 from service.errors import Problem, install_error_handlers
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from service.openapi_schema import for_generated_clients, operation_id
 from service.routes import batch, health, presets, styles, stylize, web
 from service.services import Services, build_services
 from service.thumbnails import PresetThumbnails
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Arbitrary neural style transfer (Ghiasi et al. 2017) over HTTP",
         description=DESCRIPTION,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
         form_limits={"max_part_size": settings.max_field_bytes, "max_fields": 64, "max_files": 8},
     )
     app.state.settings = settings
@@ -91,12 +93,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema plus the Problem schema the error responses refer to."""
+    """FastAPI's schema plus the Problem schema the error responses refer to, fit for generated clients."""
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title, version=app.version, summary=app.summary, description=app.description, routes=app.routes
         )
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
         schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-        app.openapi_schema = schema
+        app.openapi_schema = for_generated_clients(schema)
     return app.openapi_schema

@@ -64,8 +64,8 @@ class OnnxModel:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # Idle intra-op threads spin by default. Each session has its own pool, and the predictor's
-        # spinning threads starved the transformer run right after it (2 cores, 384 px: 23 + 80 ms
-        # with spinning, 12 + 48 ms without), as they starve the codec threads between runs.
+        # spinning threads starve the transformer run right after it, and the codec threads between
+        # runs (docs/performance.md).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if intra_op_threads:
             options.intra_op_num_threads = intra_op_threads

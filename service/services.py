@@ -25,7 +25,7 @@ from service.registry import LoadedModel, ModelRegistry
 from service.style_resolution import StyleFields, StyleSpec, resolve_style
 from service.styles import StyleStore
 from service.stylist import Stylist
-from service.workers import Admission, WorkerPool, until_disconnect, within_deadline
+from service.workers import Admission, CodecPool, until_disconnect, within_deadline
 
 T = TypeVar("T")
 
@@ -37,7 +37,7 @@ class Services:
     registry: ModelRegistry
     cache: EmbeddingCache
     store: StyleStore
-    pool: WorkerPool
+    codec: CodecPool
     batcher: MicroBatcher
     embedder: Embedder
     stylist: Stylist
@@ -49,9 +49,9 @@ class Services:
         """``resolve_style`` off the event loop: with a Redis-backed style store, a style_id lookup is network I/O."""
         return await anyio.to_thread.run_sync(resolve_style, fields, self.registry, self.store, owner)
 
-    async def one_image(self, request: Request, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """One image's worth of work under the bounded queue (429), the deadline (504) and the client's
-        connection (499). ``work`` makes the coroutine only once admitted."""
+    async def run_admitted(self, request: Request, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """One image's worth of work, admitted to the bounded queue (429 when full), under the deadline
+        (504) and cancelled when the client goes away (499). ``work`` makes the coroutine only once admitted."""
         with self.admission.admit():
             timed = within_deadline(work(), self.settings.request_timeout_s, self.metrics)
             return await until_disconnect(timed, request.receive, self.metrics)
@@ -59,7 +59,7 @@ class Services:
     async def close(self) -> None:
         """Stop the batcher and the codec threads (queued work is dropped) and close Redis."""
         await self.batcher.stop()
-        self.pool.shutdown()
+        self.codec.shutdown()
         if self.redis is not None:
             self.redis.close()
 
@@ -81,7 +81,7 @@ async def build_services(settings: Settings, metrics: Metrics | None = None) -> 
             redis_backend.close()
         raise
     embedder = Embedder(cache, metrics, settings.max_pixels, settings.min_image_side)
-    pool = WorkerPool(settings.codec_threads, settings.max_pending)
+    codec = CodecPool(settings.codec_thread_count, settings.max_pending)
     batcher = MicroBatcher(
         settings.batch_size(registry.on_gpu),
         settings.max_batch_wait_ms / 1000,
@@ -95,10 +95,10 @@ async def build_services(settings: Settings, metrics: Metrics | None = None) -> 
         registry=registry,
         cache=cache,
         store=store,
-        pool=pool,
+        codec=codec,
         batcher=batcher,
         embedder=embedder,
-        stylist=Stylist(settings, embedder, metrics, pool, batcher),
+        stylist=Stylist(settings, embedder, metrics, codec, batcher),
         admission=Admission(settings.max_pending, metrics),
         redis=redis_backend,
         styles_loaded=loaded,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.embeddings import blend, one_hot, parse_weights, preset_index
+from service.embeddings import MAX_BLEND, blend, one_hot, parse_weights, preset_index
 from service.errors import BadRequest, InvalidField, UnknownStyle
 from service.registry import LoadedModel, ModelRegistry
 from service.styles import StyleRecord, StyleStore
@@ -83,8 +83,8 @@ def _resolve_blend(
     styles: str, weights_text: str | None, model_ref: str | None, registry: ModelRegistry, store: StyleStore, owner: str
 ) -> tuple[LoadedModel, StyleSpec]:
     items = [item.strip() for item in styles.split(",")]
-    if not all(items) or not 1 <= len(items) <= 16:
-        raise InvalidField("`styles` must be 1 to 16 comma-separated style ids or preset:<index|name> items")
+    if not all(items) or not 1 <= len(items) <= MAX_BLEND:
+        raise InvalidField(f"`styles` must be 1 to {MAX_BLEND} comma-separated style ids or preset:<index|name> items")
     presets = [item.startswith(PRESET_PREFIX) for item in items]
     if any(presets) and not all(presets):
         raise BadRequest("a blend mixes registered styles and presets; they live in different models")

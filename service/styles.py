@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
@@ -68,7 +68,7 @@ class StyleStore:
             existing = self._index.get(owner, {}).get(style_id)
             if existing is not None:
                 return existing, False
-            record = StyleRecord(id=style_id, embedding=embedding, model=model, created=datetime.now(timezone.utc))
+            record = StyleRecord(id=style_id, embedding=embedding, model=model, created=datetime.now(UTC))
             self._write(owner, record)
             self._index.setdefault(owner, {})[style_id] = record
             return record, True

@@ -24,7 +24,7 @@ from service.errors import InvalidField
 from service.metrics import Metrics
 from service.registry import LoadedModel
 from service.style_resolution import StyleFields, StyleSpec
-from service.workers import WorkerPool
+from service.workers import CodecPool
 
 
 @dataclass(frozen=True)
@@ -93,17 +93,17 @@ class Stylist:
     """Runs stylize jobs: codec work on the worker threads, every model run through the micro-batcher."""
 
     def __init__(
-        self, settings: Settings, embedder: Embedder, metrics: Metrics, pool: WorkerPool, batcher: MicroBatcher
+        self, settings: Settings, embedder: Embedder, metrics: Metrics, codec: CodecPool, batcher: MicroBatcher
     ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.metrics = metrics
-        self.pool = pool
+        self.codec = codec
         self.batcher = batcher
 
     async def run(self, job: StylizeJob) -> StylizeResult:
         model = job.model
-        prepared = await self.pool.run(self._prepare, job)
+        prepared = await self.codec.run(self._prepare, job)
         # The style and identity predictions of one job can share a predictor batch.
         pending = [p for p in (prepared.style, prepared.identity) if p is not None]
         predicted = await asyncio.gather(*(self._embedding(model, p) for p in pending))
@@ -117,11 +117,11 @@ class Stylist:
         else:
             stylized = await self._tiled(model, prepared, embedding)
         reference = prepared.style.key if prepared.style is not None else job.style.reference
-        return await self.pool.run(self._finish, job, prepared, stylized, reference)
+        return await self.codec.run(self._finish, job, prepared, stylized, reference)
 
     async def style_embedding(self, model: LoadedModel, data: bytes) -> tuple[str, np.ndarray]:
         """A style image's id and embedding: from the cache, else from the batched predictor."""
-        pending = await self.pool.run(self.embedder.pending_style, model, data)
+        pending = await self.codec.run(self.embedder.pending_style, model, data)
         return pending.key, await self._embedding(model, pending)
 
     async def transform(self, model: LoadedModel, padded: np.ndarray, embedding: np.ndarray) -> np.ndarray:
@@ -143,14 +143,14 @@ class Stylist:
 
         async def tile(rows: tiling.Span, columns: tiling.Span) -> np.ndarray:
             crop = prepared.network[rows.start : rows.stop, columns.start : columns.stop]
-            padded = await self.pool.run(self._network_input, model, crop)
+            padded = await self.codec.run(self._network_input, model, crop)
             key = BatchKey(model.label, "given_statistics", (padded.shape[1:], vector.shape[1:]))
             out = await self.batcher.run(key, model.transform_given, padded, vector, statistics)
             return imaging.crop(out, rows.stop - rows.start, columns.stop - columns.start)
 
         for i, rows in enumerate(prepared.plan.rows):
             tiles = await asyncio.gather(*(tile(rows, columns) for columns in prepared.plan.columns))
-            await self.pool.run(assembler.add_row, i, tiles)
+            await self.codec.run(assembler.add_row, i, tiles)
         return assembler.out
 
     @staticmethod
@@ -164,7 +164,7 @@ class Stylist:
         key = BatchKey(model.label, "predictor", (pending.predictor_input.shape[1:],))
         row = await self.batcher.run(key, model.predict, pending.predictor_input)
         embedding = row[0].astype(np.float32)
-        await self.pool.run(self.embedder.remember, pending.key, embedding)
+        await self.codec.run(self.embedder.remember, pending.key, embedding)
         return embedding
 
     def _timed(self, op: str, started: float) -> None:
@@ -203,10 +203,11 @@ class Stylist:
             return imaging.DECODE_MARGIN * min(imaging.output_size(width, height, job.max_side, s.max_output_side))
 
         started = time.perf_counter()
-        content, (width, height) = imaging.decode_reduced(
+        decoded = imaging.decode_for_shrinking(
             job.content, max_pixels=s.max_pixels, min_side=s.min_image_side, what="content", short_side=short_side,
             admit=lambda w, h: self._admit(job, w, h),
         )
+        content, (width, height) = decoded.pixels, decoded.full_size
         self._timed("decode", started)
         style = self.embedder.pending_style(model, job.style.image) if job.style.image is not None else None
         identity = None

@@ -3,7 +3,7 @@
 - ``Admission`` is the bounded queue. A request takes one slot per image (a batch request takes one
   per item) for as long as its images are queued or running; when the slots are gone, new requests
   get 429 with Retry-After at once instead of waiting without limit.
-- ``WorkerPool`` runs CPU-heavy codec work (decode, resize, encode) on threads, off the event loop, in
+- ``CodecPool`` runs CPU-heavy codec work (decode, resize, encode) on threads, off the event loop, in
   a copy of the caller's context so logs in a worker carry the request id. It keeps its own bound as
   a safety net for callers outside the admission queue (style registration). Its threads are named
   ``atelier-codec`` in the OS (``named_executor``; the micro-batcher's are ``atelier-infer``).
@@ -72,15 +72,17 @@ class Admission:
             self.metrics.in_flight.set(self.pending)
 
 
-class WorkerPool:
-    def __init__(self, workers: int, max_pending: int) -> None:
+class CodecPool:
+    """The codec threads (``ATELIER_CODEC_THREADS``), named ``atelier-codec``."""
+
+    def __init__(self, threads: int, max_pending: int) -> None:
         self.max_pending = max_pending
-        self._executor = named_executor(workers, "atelier-codec")
+        self._executor = named_executor(threads, "atelier-codec")
         self._pending = 0  # only touched on the event loop
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         if self._pending >= self.max_pending:
-            raise Overloaded(f"{self._pending} jobs waiting for a worker, the limit is {self.max_pending}")
+            raise Overloaded(f"{self._pending} jobs waiting for a codec thread, the limit is {self.max_pending}")
         self._pending += 1
         context = contextvars.copy_context()
         try:
@@ -96,7 +98,7 @@ class WorkerPool:
 async def within_deadline(work: Awaitable[T], timeout_s: float, metrics: Metrics) -> T:
     try:
         return await asyncio.wait_for(work, timeout_s)
-    except asyncio.TimeoutError:  # the builtin TimeoutError only from Python 3.11
+    except TimeoutError:
         metrics.rejected.labels("deadline").inc()
         raise DeadlineExceeded(f"no answer within this server's deadline of {timeout_s:g} s; retry later") from None
 

@@ -10,7 +10,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.service.conftest import decode_rgb, start_server, stop_server
+from tests.helpers.images import decode_rgb
+from tests.helpers.server import start_server, stop_server
 from training import checkpoint
 from training.train import TrainConfig, Trainer
 

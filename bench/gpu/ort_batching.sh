@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
-# Bare ONNX Runtime batching figures on a lent GPU machine (bench/gpu/ort_batching.py), after
-# bench/gpu/install_ort.sh has installed onnxruntime-gpu from the carried parts.
-#   bash bench/gpu/ort_batching.sh MODELS_DIR [ort_batching.py flags]   (files: see bench/gpu/ort_batching.py)
+# The bare ONNX Runtime session on the GPU (bench/gpu/ort_batching.py) on the files that
+# bench/gpu/prepare_models.sh made; prints the JSON and writes it to $OUT/ort_batching$TAG.json.
+#   bash bench/gpu/ort_batching.sh [ort_batching.py flags, e.g. --size 1024 --batches 1,4,8,16 --seconds 2 --uint8]
 set -euo pipefail
-MODELS=${1:?models dir}
-OUT=${OUT:-artifacts/gpu}
-mkdir -p "$OUT"
-source bench/gpu/install_ort.sh
-PYTHONPATH="$SITE" python3 bench/gpu/ort_batching.py --models "$MODELS" "${@:2}" | tee "$OUT/ort_batching.json"
+source bench/gpu/env.sh
+require_cuda >&2
+"$PY" bench/gpu/ort_batching.py --models "$GPU_CACHE/ort-inputs" "$@" | tee "$OUT/ort_batching${TAG:-}.json"

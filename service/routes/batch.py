@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 
@@ -43,38 +43,14 @@ The answer is `multipart/mixed`: one part per item, in order, each with its own 
 and the headers `X-Item-Index`, `X-Status`, `X-Style-Id` and `X-Stroke-Scale` (the brush size that
 ran; `stroke_scale` applies to every item). An item that fails (an image that does not decode, an
 unknown style in a pair) is a part with `Content-Type: application/problem+json` and its own status;
-the other items are unaffected and the response is 200. Send `Accept: application/json` for
-`{"items": [...]}` with base64 images instead. A problem shared by all items (no content, an unknown
+the other items are unaffected and the response is 200. Send `response_format=json` (or
+`Accept: application/json`) for a `BatchResult` JSON document, `{"items": [...]}` with base64 images,
+instead: generated clients parse only that one. A problem shared by all items (no content, an unknown
 shared style, too many items, a full queue) fails the request.
 """
 
 MULTIPART_SCHEMA = {"schema": {"type": "string", "format": "binary"}}
-JSON_SCHEMA = {
-    "schema": {
-        "type": "object",
-        "properties": {
-            "items": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "index": {"type": "integer"},
-                        "status": {"type": "integer"},
-                        "media_type": {"type": "string"},
-                        "style_id": {"type": "string"},
-                        "width": {"type": "integer"},
-                        "height": {"type": "integer"},
-                        "stroke_scale": {"type": "number", "description": "the brush size that ran"},
-                        "data": {"type": "string", "format": "byte", "description": "base64 image"},
-                        "problem": {"$ref": "#/components/schemas/Problem"},
-                    },
-                    "required": ["index", "status"],
-                },
-            }
-        },
-        "required": ["items"],
-    }
-}
+JSON_SCHEMA = {"schema": {"$ref": "#/components/schemas/BatchResult"}}  # service/openapi_schema.py
 
 
 @router.post(
@@ -100,6 +76,10 @@ async def stylize_batch(
     style: Annotated[list[UploadFile] | None, File(description="one style image, or one per content")] = None,
     style_id: Annotated[list[str] | None, Form(description="one registered style id, or one per content")] = None,
     preset: Annotated[list[str] | None, Form(description="one preset index or name, or one per content")] = None,
+    response_format: Annotated[
+        Literal["multipart", "json"] | None,
+        Form(description="multipart/mixed parts or one JSON document; unset: by the Accept header"),
+    ] = None,
 ) -> Response:
     limit = services.settings.max_batch_items
     if len(content) > limit:
@@ -110,7 +90,8 @@ async def stylize_batch(
         sources = batch_plan.style_sources(len(contents), style_bytes, style_id, preset, options)
         work = batch_plan.plan_and_run(services, owner, options, contents, sources)
         outcomes = await until_disconnect(work, request.receive, services.metrics)
-    if "application/json" in request.headers.get("accept", ""):
+    wants_json = "application/json" in request.headers.get("accept", "")
+    if response_format == "json" or (response_format is None and wants_json):
         return _json_response(request.url.path, outcomes)
     return _multipart_response(request.url.path, outcomes)
 

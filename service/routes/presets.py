@@ -64,7 +64,7 @@ async def preset_thumbnail(
 ) -> Response:
     chosen = require_kind(services.registry.get(model or services.registry.presets_model), "nstyle", "a preset")
     index = preset_index(chosen, preset)
-    thumbnail = thumbnails.cached(chosen, index) or await services.pool.run(thumbnails.get, chosen, index)
+    thumbnail = thumbnails.cached(chosen, index) or await services.codec.run(thumbnails.get, chosen, index)
     # The same image for every caller, but behind API keys shared caches must not hand it out.
     scope = "private" if settings.auth_enabled else "public"
     headers = {"ETag": thumbnail.etag, "Cache-Control": f"{scope}, max-age={MAX_AGE_S}"}

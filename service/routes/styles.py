@@ -73,9 +73,9 @@ async def register_style(
     data = await style.read()
     # A prediction is an image's worth of work: the same queue, deadline and batched predictor as a
     # stylize request with a style image.
-    style_id, embedding = await services.one_image(request, lambda: services.stylist.style_embedding(chosen, data))
+    style_id, embedding = await services.run_admitted(request, lambda: services.stylist.style_embedding(chosen, data))
     vector = [float(x) for x in embedding]
-    record, created = await services.pool.run(services.store.put, owner, style_id, vector, chosen.label)
+    record, created = await services.codec.run(services.store.put, owner, style_id, vector, chosen.label)
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"/v1/styles/{record.id}"
     return record

@@ -88,7 +88,7 @@ async def stylize(
     fields = options.style_fields(await style.read() if style is not None else None, style_id, preset)
     chosen, spec = await services.resolve(fields, owner)
     job = options.job(chosen, await content.read(), spec)
-    result = await services.one_image(request, lambda: services.stylist.run(job))
+    result = await services.run_admitted(request, lambda: services.stylist.run(job))
     return Response(
         result.image,
         media_type=result.media_type,

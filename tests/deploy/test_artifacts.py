@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.deploy.conftest import REDIS_CONF, REPO, require_binary
+from tests.helpers.deploy import REDIS_CONF, REPO, require_binary
 
 sys.path.insert(0, str(REPO / "scripts"))
 from pyproject_requirements import requirements  # noqa: E402

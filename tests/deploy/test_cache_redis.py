@@ -13,13 +13,13 @@ from service.cache import LruEmbeddingCache
 from service.cache_redis import RedisBackend, RedisEmbeddingCache, SharedStyleStore
 from service.errors import StylesUnavailable
 from service.metrics import Metrics
-from tests.deploy.conftest import RedisServer
-from tests.service.conftest import _free_port
+from tests.helpers.deploy import RedisServer
+from tests.helpers.server import free_port
 
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(_free_port(), tmp_path_factory.mktemp("redis"))
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
     server.stop()
@@ -57,7 +57,7 @@ def test_an_embedding_put_by_one_replica_is_found_by_another(redis_server: Redis
 
 def test_a_dead_redis_is_tried_once_per_retry_period():
     clock = FakeClock()
-    dead, metrics = backend(f"redis://127.0.0.1:{_free_port()}/0", clock)
+    dead, metrics = backend(f"redis://127.0.0.1:{free_port()}/0", clock)
     cache = RedisEmbeddingCache(LruEmbeddingCache(8), dead, ttl_s=60)
     cache.put("a" * 64, np.ones(4, np.float32))  # stored locally; Redis refused
     assert cache.get("a" * 64) is not None and cache.get("b" * 64) is None
@@ -85,7 +85,7 @@ def test_registered_styles_are_shared_and_agree_on_their_record(redis_server: Re
 
 def test_an_unseen_style_is_unavailable_not_unknown_while_redis_is_down(tmp_path: Path):
     """Another replica may have registered it: a 503 with Retry-After says retry, a 404 would say it is gone."""
-    dead, _ = backend(f"redis://127.0.0.1:{_free_port()}/0")
+    dead, _ = backend(f"redis://127.0.0.1:{free_port()}/0")
     store = SharedStyleStore(tmp_path, dead)
     seen, _ = store.put("public", "6" * 64, [0.25] * 3, "magenta-mobile/1")  # kept locally, published later
     assert store.get("public", "6" * 64) == seen

@@ -1,7 +1,7 @@
 """Scale-out on loopback: Redis, three replicas and the nginx gateway (see conftest.py).
 
 The tests share one topology and run in file order: a replica is killed under load, then Redis.
-Retryable answers, as the README documents them: 429, 502, 503 and 504, each a problem+json body
+Retryable answers, as docs/deployment.md documents them: 429, 502, 503 and 504, each a problem+json body
 with Retry-After, and a response cut short by a killed replica. Anything else that is not a 200
 fails the test.
 """
@@ -19,13 +19,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.deploy.conftest import Topology
-from tests.service.conftest import LiveServer, encode_image, gradient_image
+from tests.helpers.deploy import Topology
+from tests.helpers.images import encode_image, gradient_image
+from tests.helpers.metrics import metric_sum
 
 pytestmark = pytest.mark.slow
 
 RETRYABLE = {429, 502, 503, 504}
-CUT_SHORT = 0  # the connection closed before the whole response arrived (README: retry it like a 502)
+CUT_SHORT = 0  # the connection closed before the whole response arrived (docs/deployment.md: retry it like a 502)
 CONTENT = encode_image(gradient_image(96, 72, seed=1), "PNG")
 # Loopback source addresses 127.0.0.N, each used by one load client only: nginx's per-client rate
 # limit drains at 10 requests/s, and a client of the previous test can still fill its bucket.
@@ -59,12 +60,6 @@ def registered(topology: Topology, style_bytes: bytes) -> dict:
     for replica in others:
         assert httpx.get(f"{replica.url}/v1/styles/{record['id']}", timeout=10).status_code == 200
     return record
-
-
-def metric(server: LiveServer, name: str) -> float:
-    """The sum of a metric's samples on one replica (0 when it has none yet)."""
-    text = httpx.get(server.url + "/metrics", timeout=10).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
 def stylize_request(style_id: str, style_bytes: bytes) -> Callable[[httpx.Client, int], Outcome]:
@@ -150,14 +145,14 @@ def test_style_registered_on_one_replica_is_used_on_another(topology: Topology, 
 def test_embeddings_are_shared_between_replicas(topology: Topology, style_paths: list[Path]):
     first, second, _ = topology.replicas
     style = style_paths[1].read_bytes()
-    misses = metric(second, "atelier_embedding_cache_misses_total")
-    hits = metric(second, "atelier_embedding_cache_hits_total")
+    misses = metric_sum(second, "atelier_embedding_cache_misses_total")
+    hits = metric_sum(second, "atelier_embedding_cache_hits_total")
     for replica in (first, second):
         response = httpx.post(replica.url + "/v1/stylize", files={"content": CONTENT, "style": style}, timeout=60)
         assert response.status_code == 200, response.text
     # The second replica found the first one's embedding in Redis: a hit, and its predictor never ran.
-    assert metric(second, "atelier_embedding_cache_misses_total") == misses
-    assert metric(second, "atelier_embedding_cache_hits_total") == hits + 1
+    assert metric_sum(second, "atelier_embedding_cache_misses_total") == misses
+    assert metric_sum(second, "atelier_embedding_cache_hits_total") == hits + 1
 
 
 def test_gateway_passes_request_ids_and_refuses_large_bodies(topology: Topology):
@@ -209,8 +204,8 @@ def test_redis_down_mid_run_keeps_serving(topology: Topology, registered: dict, 
         ready = httpx.get(replica.url + "/readyz", timeout=10)
         assert ready.status_code == 200
         assert ready.json()["status"] == "degraded" and ready.json()["shared_backend"]["up"] is False
-        assert metric(replica, 'atelier_cache_backend_up{backend="redis"}') == 0
-        assert metric(replica, "atelier_cache_backend_errors_total") >= 1
+        assert metric_sum(replica, 'atelier_cache_backend_up{backend="redis"}') == 0
+        assert metric_sum(replica, "atelier_cache_backend_errors_total") >= 1
 
     # A registration during the outage succeeds locally and is published once Redis is back.
     first, second = replicas[:2]
@@ -231,7 +226,7 @@ def test_redis_down_mid_run_keeps_serving(topology: Topology, registered: dict, 
         while httpx.get(replica.url + "/readyz", timeout=10).json()["status"] != "ready":
             assert time.monotonic() < deadline, f"{replica.url} did not see Redis come back"
             time.sleep(0.1)
-    assert metric(first, 'atelier_cache_backend_up{backend="redis"}') == 1
+    assert metric_sum(first, 'atelier_cache_backend_up{backend="redis"}') == 1
     listing = httpx.get(first.url + "/v1/styles", timeout=10).json()  # any styles call publishes pending ones
     assert {item["id"] for item in listing["items"]} == {registered["id"], new_id}
     assert httpx.get(f"{second.url}/v1/styles/{new_id}", timeout=10).json() == created.json()

@@ -12,17 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.service.conftest import (
-    LiveServer,
-    assert_no_server_errors,
-    decode_rgb,
-    encode_image,
-    gradient_image,
-    metric,
-    start_server,
-    stop_server,
-    ycbcr,
-)
+from tests.helpers.images import decode_rgb, encode_image, gradient_image, ycbcr
+from tests.helpers.metrics import metric
+from tests.helpers.server import LiveServer, assert_no_server_errors, start_server, stop_server
 
 SIDE = 256
 
@@ -387,7 +379,7 @@ def test_logs_are_json_lines_with_the_request_id(client: httpx.Client, server: L
 
 def test_overload_answers_429_with_retry_after(model_repository: Path, tmp_path: Path, content_path: Path) -> None:
     """One worker and room for one image: concurrent requests beyond it are refused, not queued forever."""
-    live = start_server(model_repository, tmp_path, {"ATELIER_WORKERS": "1", "ATELIER_MAX_PENDING": "1"})
+    live = start_server(model_repository, tmp_path, {"ATELIER_CODEC_THREADS": "1", "ATELIER_MAX_PENDING": "1"})
     content = content_path.read_bytes()
 
     def one(_: int) -> httpx.Response:

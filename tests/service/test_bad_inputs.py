@@ -10,7 +10,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.service.conftest import TEST_UPLOAD_LIMIT, encode_image, gradient_image
+from tests.helpers.images import encode_image, gradient_image
+from tests.helpers.server import TEST_UPLOAD_LIMIT
 
 
 def png_header_only(width: int, height: int) -> bytes:

@@ -13,16 +13,9 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.service.conftest import (
-    LiveServer,
-    assert_no_server_errors,
-    decode_rgb,
-    encode_image,
-    gradient_image,
-    metric,
-    start_server,
-    stop_server,
-)
+from tests.helpers.images import decode_rgb, encode_image, gradient_image
+from tests.helpers.metrics import metric
+from tests.helpers.server import LiveServer, assert_no_server_errors, start_server, stop_server
 
 
 def parse_multipart(response: httpx.Response) -> list[tuple[dict[str, str], bytes]]:

@@ -23,7 +23,7 @@ from service.embeddings import Embedder
 from service.metrics import Metrics
 from service.registry import LoadedModel
 from service.services import Services, running_services
-from tests.service.conftest import gradient_image
+from tests.helpers.images import gradient_image
 
 SIZES = [(256, 256), (253, 255), (255, 253), (254, 256), (256, 254)]  # width, height: all pad to 256x256
 
@@ -36,7 +36,7 @@ def _settings(model_repository: Path, tmp_path: Path) -> Settings:
         style_dir=tmp_path / "styles",
         redis_url=None,
         cache_entries=16,
-        workers=2,
+        codec_threads=2,
         max_batch_size=8,
         max_batch_wait_ms=500,
         max_batch_pixels=8 * 256 * 256,
@@ -146,7 +146,7 @@ def test_codec_and_inference_threads_carry_their_names_in_the_os(model_repositor
 
         async with running_services(_settings(model_repository, tmp_path)) as services:
             await services.batcher.run(BatchKey("m", "s", ((1,),)), record, np.zeros((1, 1), np.float32))
-            return await services.pool.run(os_name), inference[0]
+            return await services.codec.run(os_name), inference[0]
 
     assert asyncio.run(names()) == ("atelier-codec", "atelier-infer")
 

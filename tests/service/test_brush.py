@@ -19,14 +19,8 @@ from service.config import Settings
 from service.services import build_services
 from service.style_resolution import StyleSpec
 from service.stylist import StylizeOptions
-from tests.service.conftest import (
-    LiveServer,
-    assert_no_server_errors,
-    decode_rgb,
-    encode_image,
-    start_server,
-    stop_server,
-)
+from tests.helpers.images import decode_rgb, encode_image
+from tests.helpers.server import LiveServer, assert_no_server_errors, start_server, stop_server
 from tests.service.test_bad_inputs import png_header_only
 
 REPO = Path(__file__).resolve().parents[2]

@@ -50,6 +50,19 @@ def test_settings_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> N
         Settings()
 
 
+def test_codec_threads_are_also_read_from_their_older_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ATELIER_CODEC_THREADS was ATELIER_WORKERS; deployments that set the old name keep their setting."""
+    assert Settings().codec_threads == 0 and Settings().codec_thread_count >= 2
+    assert Settings(codec_threads=3).codec_thread_count == 3
+    monkeypatch.setenv("ATELIER_WORKERS", "5")
+    assert Settings().codec_threads == 5
+    monkeypatch.setenv("ATELIER_CODEC_THREADS", "4")
+    assert Settings().codec_threads == 4  # the current name wins
+    monkeypatch.setenv("ATELIER_CODEC_THREADS", "-1")
+    with pytest.raises(ValueError):
+        Settings()
+
+
 def test_batch_pixels_suit_the_device_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     # A CPU batches only small images (bigger batches cost more per image there); a GPU up to 4 Mpixel.
     assert Settings().batch_pixels(on_gpu=False) == 2 * 256 * 256

@@ -10,7 +10,7 @@ from PIL import Image
 
 from service import imaging
 from service.errors import ContentTooLarge, InvalidField, UnsupportedImage
-from tests.service.conftest import encode_image, gradient_image
+from tests.helpers.images import encode_image, gradient_image
 
 
 def decode(data: bytes, max_pixels: int = 10**7, min_side: int = 8) -> np.ndarray:
@@ -28,8 +28,8 @@ def test_exif_orientation_is_applied() -> None:
     assert rgb[2, 10, 2] > 200 and rgb[-3, 10, 0] > 200, "the blue strip should be on top after rotation"
 
 
-def reduced(data: bytes, short_side: int, max_pixels: int = 10**7) -> tuple[np.ndarray, tuple[int, int]]:
-    return imaging.decode_reduced(
+def reduced(data: bytes, short_side: int, max_pixels: int = 10**7) -> imaging.Decoded:
+    return imaging.decode_for_shrinking(
         data, max_pixels=max_pixels, min_side=8, what="style", short_side=lambda width, height: short_side
     )
 
@@ -61,7 +61,8 @@ def test_a_reduced_jpeg_is_still_turned_by_its_exif_orientation() -> None:
         return 200
 
     data = encode_image(image, "JPEG", exif=exif, quality=95)
-    pixels, size = imaging.decode_reduced(data, max_pixels=10**7, min_side=8, what="content", short_side=short_side)
+    decoded = imaging.decode_for_shrinking(data, max_pixels=10**7, min_side=8, what="content", short_side=short_side)
+    pixels, size = decoded.pixels, decoded.full_size
     assert asked == [(800, 1600)] and size == (800, 1600)  # the upright full size, asked and returned
     assert pixels.shape == (400, 200, 3)  # 1/4 of it
     assert pixels[20, 100, 2] > 200 and pixels[-20, 100, 0] > 200, "the blue quarter should be on top"

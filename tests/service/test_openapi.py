@@ -30,7 +30,7 @@ def test_committed_openapi_is_what_the_server_serves(client: httpx.Client) -> No
 
 def test_spec_documents_fields_and_problem_responses() -> None:
     spec = json.loads(SPEC_PATH.read_text())
-    body = spec["components"]["schemas"]["Body_stylize_v1_stylize_post"]
+    body = spec["components"]["schemas"]["StylizeForm"]
     assert set(body["properties"]) >= {
         "content",
         "style",

@@ -10,21 +10,22 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.service.conftest import LiveServer, encode_image, gradient_image, start_server, stop_server
+from tests.helpers.images import encode_image, gradient_image
+from tests.helpers.metrics import scrape
+from tests.helpers.server import LiveServer, start_server, stop_server, wait_for_ready_processes
 
 
 @pytest.mark.slow
 def test_two_processes_serve_share_styles_and_both_log_json_lines(
     model_repository: Path, tmp_path: Path, content_path: Path, style_paths: list[Path]
 ) -> None:
-    server = start_server(model_repository, tmp_path, {"ATELIER_PROCESSES": "2", "ATELIER_WORKERS": "1"})
+    server = start_server(model_repository, tmp_path, {"ATELIER_PROCESSES": "2", "ATELIER_CODEC_THREADS": "1"})
     content = content_path.read_bytes()
     try:
         # /readyz answers once one process is ready; the style must be registered after both have
         # read the style folder at start-up, so that only the shared files can tell the other one.
-        wait_for_ready_lines(server, 2)
+        wait_for_ready_processes(server, 2)
         with server.client() as client:
             reply = client.post("/v1/styles", files={"style": style_paths[0].read_bytes()})
             assert reply.status_code == 201, reply.text
@@ -61,11 +62,11 @@ def test_two_processes_serve_share_styles_and_both_log_json_lines(
 def test_a_killed_process_is_replaced_and_its_jobs_leave_the_in_flight_gauge(
     model_repository: Path, tmp_path: Path, style_paths: list[Path]
 ) -> None:
-    server = start_server(model_repository, tmp_path, {"ATELIER_PROCESSES": "2", "ATELIER_WORKERS": "1"})
+    server = start_server(model_repository, tmp_path, {"ATELIER_PROCESSES": "2", "ATELIER_CODEC_THREADS": "1"})
     # Large enough that its run lasts seconds on one intra-op thread, so it can be caught in flight.
     big = encode_image(gradient_image(1600, 1200), "JPEG", quality=90)
     try:
-        first = wait_for_ready_lines(server, 2)
+        first = wait_for_ready_processes(server, 2)
         with ThreadPoolExecutor(1) as pool:
             slow = pool.submit(post_ignoring_drops, server, big, style_paths[0].read_bytes())
             deadline = time.monotonic() + 30
@@ -76,7 +77,7 @@ def test_a_killed_process_is_replaced_and_its_jobs_leave_the_in_flight_gauge(
             for pid in first:
                 os.kill(pid, signal.SIGKILL)
             assert slow.result() is None  # its connection dropped with the process
-        replaced = wait_for_ready_lines(server, 4) - first
+        replaced = wait_for_ready_processes(server, 4) - first
         assert len(replaced) == 2, replaced
         assert in_flight(server) == 0
         with server.client() as client:
@@ -85,15 +86,6 @@ def test_a_killed_process_is_replaced_and_its_jobs_leave_the_in_flight_gauge(
         assert reply.status_code == 200, reply.text
     finally:
         stop_server(server)
-
-
-def wait_for_ready_lines(server: LiveServer, count: int) -> set[int]:
-    """The pids of the processes that have logged "ready", once ``count`` of them have."""
-    deadline = time.monotonic() + 90
-    while len(ready := {line["pid"] for line in server.log_lines() if line.get("msg") == "ready"}) < count:
-        assert time.monotonic() < deadline, f"{len(ready)} of {count} processes got ready"
-        time.sleep(0.2)
-    return ready
 
 
 def post_ignoring_drops(server: LiveServer, content: bytes, style: bytes) -> int | None:
@@ -108,12 +100,3 @@ def post_ignoring_drops(server: LiveServer, content: bytes, style: bytes) -> int
 def in_flight(server: LiveServer) -> float:
     with server.client() as client:
         return scrape(client.get("/metrics").text)[("atelier_jobs_in_flight", ())]
-
-
-def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Prometheus text -> {(sample name, sorted labels): value}."""
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from service import imaging
-from tests.service.conftest import decode_rgb
+from tests.helpers.images import decode_rgb
 
 FORMATS = ["PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"]
 MODES = ["RGB", "RGBA", "L", "LA", "P", "CMYK", "I;16", "I", "1"]

@@ -1,5 +1,5 @@
-"""The README's service section: its curl examples run as written against a live server, and every
-setting is documented."""
+"""The curl examples of README.md and docs/api.md run as written against a live server, and
+docs/configuration.md documents every setting."""
 
 from __future__ import annotations
 
@@ -10,30 +10,31 @@ from pathlib import Path
 from PIL import Image
 
 from service.config import Settings
-from tests.service.conftest import LiveServer
+from tests.helpers.server import LiveServer
 
 REPO = Path(__file__).resolve().parents[2]
-HEADING = "## The HTTP API"
+DEFAULT_URL = "ATELIER=http://127.0.0.1:8000\n"
 
 
-def service_section() -> str:
-    """The section in README.md once merged there, else the draft in service/README_SECTION.md."""
-    for path in (REPO / "README.md", REPO / "service" / "README_SECTION.md"):
-        text = path.read_text() if path.is_file() else ""
-        if HEADING in text:
-            section = text[text.index(HEADING) :]
-            following = re.search(r"\n## ", section[len(HEADING) :])
-            return section[: len(HEADING) + following.start()] if following else section
-    raise AssertionError(f"no {HEADING!r} section in README.md or service/README_SECTION.md")
+def section(text: str, heading: str) -> str:
+    """From ``heading`` to the next heading of the same level."""
+    assert heading in text, heading
+    rest = text[text.index(heading) :]
+    level = heading.split(" ")[0]
+    following = re.search(rf"\n{level} ", rest[len(heading) :])
+    return rest[: len(heading) + following.start()] if following else rest
 
 
-def test_curl_examples_run_as_written(server: LiveServer, image_dir: Path, tmp_path: Path) -> None:
-    blocks = re.findall(r"```bash\n(.*?)```", service_section(), flags=re.S)
+def bash_blocks(text: str) -> str:
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
     assert blocks, "no bash examples"
-    script = "\n".join(blocks)
-    default_url = "ATELIER=http://127.0.0.1:8000\n"
-    assert default_url in script
-    script = script.replace(default_url, f"ATELIER={server.url}\n")  # the only change: the test server's port
+    return "\n".join(blocks)
+
+
+def run_examples(script: str, server: LiveServer, image_dir: Path, tmp_path: Path) -> tuple[Path, str]:
+    """The script as written, from a working folder laid out like the repository, against ``server``."""
+    assert DEFAULT_URL in script
+    script = script.replace(DEFAULT_URL, f"ATELIER={server.url}\n")  # the only change: the test server's port
     # The examples read ../shared/data/images relative to the repository root: mirror that layout.
     (tmp_path / "shared" / "data").mkdir(parents=True)
     (tmp_path / "shared" / "data" / "images").symlink_to(image_dir)
@@ -43,6 +44,26 @@ def test_curl_examples_run_as_written(server: LiveServer, image_dir: Path, tmp_p
         ["bash", "-euo", "pipefail", "-c", script], cwd=workdir, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return workdir, result.stdout
+
+
+def assert_images(workdir: Path, expected: dict[str, str]) -> None:
+    for name, fmt in expected.items():
+        with Image.open(workdir / name) as image:
+            assert image.format == fmt, name
+    with Image.open(workdir / "half.jpg") as image:
+        assert max(image.size) == 512
+
+
+def test_readme_examples_run_as_written(server: LiveServer, image_dir: Path, tmp_path: Path) -> None:
+    script = bash_blocks(section((REPO / "README.md").read_text(), "## Try the API"))
+    workdir, stdout = run_examples(script, server, image_dir, tmp_path)
+    assert_images(workdir, {"out.png": "PNG", "half.jpg": "JPEG", "preset.webp": "WEBP"})
+    assert '"magenta-mobile"' in stdout and '"presets-26"' in stdout
+
+
+def test_api_page_examples_run_as_written(server: LiveServer, image_dir: Path, tmp_path: Path) -> None:
+    workdir, stdout = run_examples(bash_blocks((REPO / "docs" / "api.md").read_text()), server, image_dir, tmp_path)
     expected = {
         "out.png": "PNG",
         "half.jpg": "JPEG",
@@ -51,18 +72,16 @@ def test_curl_examples_run_as_written(server: LiveServer, image_dir: Path, tmp_p
         "preset.webp": "WEBP",
         "presets.png": "PNG",
     }
-    for name, fmt in expected.items():
-        with Image.open(workdir / name) as image:
-            assert image.format == fmt, name
-    with Image.open(workdir / "half.jpg") as image:
-        assert max(image.size) == 512
-    assert "x-model: presets-26/1" in result.stdout.lower()
-    assert "urn:atelier:problem:unknown-style" in result.stdout
-    assert '"status":"ready"' in result.stdout
-    assert "atelier_embedding_cache_hits_total" in result.stdout
+    assert_images(workdir, expected)
+    assert "x-model: presets-26/1" in stdout.lower()
+    assert "urn:atelier:problem:unknown-style" in stdout
+    assert '"status":"ready"' in stdout
+    assert "atelier_embedding_cache_hits_total" in stdout
+    assert "x-items: 3" in stdout.lower()
+    assert '{"items": [{"index": 0, "status": 200' in stdout  # the batch answer as JSON
 
 
 def test_every_setting_is_documented() -> None:
-    section = service_section()
+    page = (REPO / "docs" / "configuration.md").read_text()
     for name in Settings.model_fields:
-        assert f"ATELIER_{name.upper()}" in section, name
+        assert f"`ATELIER_{name.upper()}`" in page, name

@@ -12,7 +12,7 @@ from onnx_export.manifest import ManifestError
 from service.config import Settings
 from service.errors import UnknownModel
 from service.registry import ModelRegistry
-from tests.service.conftest import start_server, stop_server
+from tests.helpers.server import start_server, stop_server
 
 
 @pytest.fixture(scope="module")

@@ -74,7 +74,7 @@ def test_parameter_count_is_inception_v3_up_to_mixed_6e() -> None:
     assert len(convs) == 70 and all(c.bias is None for c in convs)
     assert weights == 8_947_040  # conv kernels
     assert total == 8_965_856  # + gamma and beta of 70 batch norms (18,816); torchvision's Inception3 to Mixed_6e
-    # ARCHITECTURE.md 2.2: with the 768 -> 100 bottleneck and the 13 x 2 heads 100 -> C (sum C = 1,379) the
+    # Ghiasi et al. 2017: with the 768 -> 100 bottleneck and the 13 x 2 heads 100 -> C (sum C = 1,379) the
     # paper's predictor has about 9.3M parameters.
     assert 9.2e6 < total + (768 * 100 + 100) + 2 * 101 * 1379 < 9.4e6
 

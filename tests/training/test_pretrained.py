@@ -4,7 +4,7 @@ Three levels of agreement, each measured on the shared image corpus:
 - against a float copy of the int8 graph (its Q/DQ activation pairs turned into Identity):
   the port is the same function, to float rounding;
 - against the int8 originals themselves: within their own quantisation noise
-  (ARCHITECTURE.md 3: about 0.07 mean absolute is expected for the transformer);
+  (about 0.07 mean absolute is expected for the transformer; docs/models.md);
 - the 26-style float network: to 1e-3 mean (it is float32 already).
 """
 

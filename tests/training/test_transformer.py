@@ -18,7 +18,7 @@ def test_alpha1_matches_the_paper() -> None:
     # 13 conditioned layers, 2 x 1,379 = 2,758 style numbers per style at alpha=1
     assert len(model.conditioned_layers()) == 13
     assert 2 * sum(model.conditioned_channels()) == 2758
-    # ~1.67M parameters in the convolutional body (ARCHITECTURE.md 2.1)
+    # ~1.67M parameters in the convolutional body (Ghiasi et al. 2017 at alpha=1; docs/models.md)
     assert 1.60e6 < conv_params(model) < 1.70e6
 
 

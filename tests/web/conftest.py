@@ -8,23 +8,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from tests.service.conftest import LiveServer, assert_no_server_errors, start_server, stop_server
-
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "artifacts" / "web"
-CHROMIUM = Path("/usr/bin/chromium")
-API_KEY = "web-test-key"
-# This machine's network is closed: without the background-networking flags Chromium stalls on its own
-# update, sync and QUIC probes. No sandbox: the tests run as root in containers.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.helpers.server import LiveServer, assert_no_server_errors, start_server, stop_server
+from tests.helpers.web import API_KEY, ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.fixture(scope="session")

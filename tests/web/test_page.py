@@ -17,8 +17,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from service.imaging import output_size
 from service.thumbnails import THUMBNAIL_SIDE
-from tests.service.conftest import TEST_UPLOAD_LIMIT, LiveServer
-from tests.web.conftest import API_KEY
+from tests.helpers.server import TEST_UPLOAD_LIMIT, LiveServer
+from tests.helpers.web import API_KEY
 
 pytestmark = pytest.mark.browser
 

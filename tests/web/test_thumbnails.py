@@ -8,8 +8,8 @@ import numpy as np
 from PIL import Image
 
 from service.thumbnails import THUMBNAIL_SIDE, sample_photo
-from tests.service.conftest import LiveServer
-from tests.web.conftest import API_KEY
+from tests.helpers.server import LiveServer
+from tests.helpers.web import API_KEY
 
 URL = "/v1/presets/{}/thumbnail"
 

@@ -39,7 +39,7 @@ class SameConv(nn.Conv2d):
                 # One more zero after than before (a stride-2 conv on an even size). A leading zero
                 # tap in the kernel turns that into symmetric padding of `after`, so the padding
                 # stays inside the conv: an exported Pad op copies the tensor and makes ONNX Runtime
-                # leave its blocked layout on both sides (predictor, 2 cores: 11.7 -> 6.2 ms).
+                # leave its blocked layout on both sides (docs/performance.md).
                 zeros = weight.new_zeros(weight.shape[:2 + axis] + (1,) + weight.shape[3 + axis :])
                 weight = torch.cat([zeros, weight], dim=2 + axis)
             padding.append(after)

