@@ -1,6 +1,13 @@
 """Resident memory of one service process over a bounded run of mixed sizes; prints JSON.
 
     .venv/bin/python -m bench.memory [--seconds 120] [--concurrency 4] [--out bench/results/memory.json]
+    .venv/bin/python -m bench.memory --large [--idle 10] [--out bench/results/memory-large.json]
+
+``--large`` is the deployment's memory bound instead: one process warmed on small images (its
+baseline), then a 6000x6000 PNG (the largest ATELIER_MAX_PIXELS allows) stylised at 1024 and at 2048
+(no ``max_side``: the output cap) by each model in turn, the arbitrary one with an uncached style image.
+For each step it reports the RSS peak (sampled every 20 ms) and the RSS after ``--idle`` seconds of
+idle, against the warm baseline.
 
 Starts `python -m service`, warms every size once (ONNX Runtime's arena grows to the largest batch
 it has seen and keeps it: that is the plateau to hold), then sends a mix of 256/512/1024 images,
@@ -12,12 +19,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import itertools
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import httpx
+import numpy as np
+from PIL import Image
 
 from bench.common import IMAGES, emit, environment, register_style, rss_bytes, serve
 from tests.helpers.images import square_jpeg
@@ -29,13 +40,7 @@ MIB = 1024 * 1024
 async def mixed_load(url: str, styles: list[bytes], style_ids: list[str], concurrency: int, seconds: float) -> dict:
     contents = {size: square_jpeg(IMAGES / "content" / "tubingen.jpg", size) for size in SIZES}
     # Each request's form: a size, and a registered style, a style image (cache miss once) or a preset.
-    forms = itertools.cycle(
-        [
-            (size, kind)
-            for size in SIZES
-            for kind in ("style_id", "style", "preset")
-        ]
-    )
+    forms = itertools.cycle([(size, kind) for size in SIZES for kind in ("style_id", "style", "preset")])
     counts = {"ok": 0, "errors": 0}
     stop_at = time.perf_counter() + seconds
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
@@ -60,12 +65,103 @@ async def mixed_load(url: str, styles: list[bytes], style_ids: list[str], concur
     return counts
 
 
+def large_png(side: int = 6000) -> bytes:
+    """A smooth side x side PNG: the most pixels allowed, and small enough (a few MB) to upload."""
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32)
+    rgb = np.stack([x / side * 255, y / side * 255, (x + y) / (2 * side) * 255], axis=2).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+class PeakSampler:
+    """The process's RSS sampled every 20 ms on a thread while a block runs; ``peak`` in MiB."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_bytes(self.pid) / MIB)
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes(self.pid) / MIB)
+
+
+def large_images(idle_s: float) -> dict[str, object]:
+    content = large_png()
+    styles = sorted((IMAGES / "style").iterdir())
+    small = square_jpeg(IMAGES / "content" / "tubingen.jpg", 256)
+    report: dict[str, object] = {"content": {"width": 6000, "height": 6000, "png_bytes": len(content)}}
+    with (
+        tempfile.TemporaryDirectory(prefix="atelier-memory-") as tmp,
+        serve(Path(tmp), {"ATELIER_PROCESSES": "1"}) as server,
+    ):
+        pid = server.process.pid
+        report["rss_mib_after_start"] = round(rss_bytes(pid) / MIB, 1)
+        with httpx.Client(base_url=server.url, timeout=600) as client:
+            for n in range(4):  # warm: both models, small images
+                assert client.post("/v1/stylize", files={"content": small}, data={"preset": str(n)}).status_code == 200
+                files = {"content": small, "style": styles[n % len(styles)].read_bytes()}
+                assert client.post("/v1/stylize", files=files).status_code == 200
+            time.sleep(2)
+            baseline = rss_bytes(pid) / MIB
+            report["rss_mib_warm_baseline"] = round(baseline, 1)
+            steps = []
+            for side in (1024, 2048):
+                for model in ("presets-26", "magenta-mobile"):
+                    data = {"format": "jpeg"} | ({"max_side": str(side)} if side < 2048 else {})
+                    files = {"content": content}
+                    if model == "presets-26":
+                        data["preset"] = str(side % 26)
+                    else:
+                        files["style"] = styles[(side // 1024 + 3) % len(styles)].read_bytes()
+                    started = time.perf_counter()
+                    with PeakSampler(pid) as sampler:
+                        response = client.post("/v1/stylize", files=files, data=data)
+                    seconds = time.perf_counter() - started
+                    time.sleep(idle_s)
+                    idle = rss_bytes(pid) / MIB
+                    steps.append(
+                        {
+                            "model": model,
+                            "output_side": side,
+                            "status": response.status_code,
+                            "seconds": round(seconds, 2),
+                            "rss_mib_peak": round(sampler.peak, 1),
+                            "rss_mib_after_idle": round(idle, 1),
+                            "idle_over_baseline": round(idle / baseline, 3),
+                        }
+                    )
+    report["steps"] = steps
+    report["peak_mib"] = max(step["rss_mib_peak"] for step in steps)
+    report["peak_within_2_gib"] = report["peak_mib"] <= 2048
+    report["idle_within_20_percent"] = all(step["idle_over_baseline"] <= 1.2 for step in steps)
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--large", action="store_true", help="the 6000x6000 PNG at 1024 and 2048 per model")
+    parser.add_argument("--idle", type=float, default=10.0, help="with --large: idle seconds after each step")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    if args.large:
+        report = {"environment": environment(), "settings": {"idle_s": args.idle}} | large_images(args.idle)
+        emit(report, args.out)
+        return 0
     styles = [path.read_bytes() for path in sorted((IMAGES / "style").iterdir())]
     report: dict[str, object] = {"environment": environment(), "settings": vars(args) | {"out": str(args.out)}}
     one_process = {"ATELIER_PROCESSES": "1"}  # its resident memory is what is sampled

@@ -12,6 +12,9 @@ from service.config import Settings
 from service.logging import configure_logging
 from service.main import create_app
 from service.metrics import MULTIPROCESS_DIR
+from service.protocol import ConnectionLimits, GuardedHttpToolsProtocol
+
+PROTOCOL = "service.protocol:GuardedHttpToolsProtocol"
 
 
 def process_app() -> FastAPI:
@@ -41,9 +44,15 @@ def main() -> None:
                 port=port,
                 log_config=None,
                 access_log=False,
+                http=PROTOCOL,  # each process reads its connection limits from the same environment
             )
     else:
-        uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+        GuardedHttpToolsProtocol.limits = ConnectionLimits(
+            settings.header_timeout_s, settings.max_header_bytes, settings.max_connections
+        )
+        uvicorn.run(
+            create_app(settings), host=host, port=port, log_config=None, access_log=False, http=GuardedHttpToolsProtocol
+        )
 
 
 if __name__ == "__main__":

@@ -42,6 +42,15 @@ def reuse_freed_memory(threshold_bytes: int) -> bool:
     return bool(libc.mallopt(M_MMAP_THRESHOLD, threshold_bytes) and libc.mallopt(M_TRIM_THRESHOLD, 2 * threshold_bytes))
 
 
+def release_free_memory() -> bool:
+    """Return the heaps' free pages to the kernel (glibc ``malloc_trim``): after a large request, once
+    idle, so its holes do not stay resident; False where glibc is not there."""
+    libc = _glibc()
+    if libc is None or not hasattr(libc, "malloc_trim"):
+        return False
+    return bool(libc.malloc_trim(0))
+
+
 def _glibc() -> ctypes.CDLL | None:
     libc = ctypes.CDLL(None)  # the process's own symbols, the C library's among them
     if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):

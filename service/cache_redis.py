@@ -38,7 +38,7 @@ from redis.retry import Retry
 
 from service.cache import EmbeddingCache, LruEmbeddingCache
 from service.config import Settings
-from service.errors import StylesUnavailable
+from service.errors import CorruptStyle, StylesUnavailable
 from service.metrics import Metrics
 from service.styles import StyleRecord, StyleStore
 
@@ -184,7 +184,11 @@ class SharedStyleStore(StyleStore):
             ) from None
         if raw is None:
             return None
-        return self.adopt(owner, StyleRecord.model_validate_json(raw))
+        record = StyleRecord.model_validate_json(raw)
+        problem = self._misfit(record)
+        if problem is not None:
+            raise CorruptStyle(f"the shared style {style_id[:80]!r} is corrupt ({problem}); register its image again")
+        return self.adopt(owner, record)
 
     def put(self, owner: str, style_id: str, embedding: list[float], model: str) -> tuple[StyleRecord, bool]:
         self._publish_pending()

@@ -81,6 +81,18 @@ class Settings(BaseSettings):
         description="allocations up to this many MiB are served from the heap and kept there when freed "
         "(glibc mallopt: no page faults per request for image buffers); 0 = glibc's defaults",
     )
+    decode_pixels: int = Field(
+        36_000_000,
+        ge=0,
+        description="most pixels decoding at once in one process (about 7 bytes each while decoding); a decode "
+        "waits until its image fits, one larger than this decodes alone; 0 = no bound",
+    )
+    arena_max_pixels: int = Field(
+        1024 * 1024,
+        ge=0,
+        description="on a CPU, transformer runs over this many pixels (batch x height x width) use a session "
+        "without ONNX Runtime's memory arena, so their memory goes back when they end; 0 = always the arena",
+    )
     request_timeout_s: float = Field(
         60.0, gt=0, description="deadline of one image, from admission to its answer (504 after)"
     )
@@ -103,6 +115,25 @@ class Settings(BaseSettings):
     brush_side: int = Field(
         512, ge=64, description="default stroke_scale: output long side / this, at least 1 (docs/brush.md)"
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="a request's headers must arrive within this many seconds of the "
+        "connection opening or of the previous response (408 and closed after)",
+    )
+    body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="a request's whole body must arrive within this many seconds of its headers (408 and closed after)",
+    )
+    max_header_bytes: int = Field(
+        64 * 1024, ge=1024, description="largest request line plus headers, in bytes (431 and closed after)"
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="open connections per process; one more is answered 503 with Retry-After and closed"
+    )
     min_image_side: int = Field(8, ge=1, description="images with a shorter side than this are refused (422)")
     cache_entries: int = Field(1024, ge=0, description="style embeddings kept in the in-process LRU; 0 disables it")
     api_keys: Annotated[list[str], NoDecode] = Field(
@@ -122,6 +153,19 @@ class Settings(BaseSettings):
     )
     redis_cache_ttl_s: int = Field(
         7 * 24 * 3600, ge=1, description="TTL of embeddings in Redis (volatile-lru evicts these, never styles)"
+    )
+    live_max_connections: int = Field(
+        16, ge=1, description="open /v1/live WebSockets per process; more are closed with 1013"
+    )
+    live_max_frame_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, description="largest encoded frame on /v1/live, in bytes (bigger: an error message)"
+    )
+    live_max_fps: float = Field(
+        60.0, gt=0, le=1000, description="frames per second one /v1/live connection may send; faster ones are dropped"
+    )
+    live_max_side: int = Field(1280, ge=16, description="longest side of a /v1/live frame, as sent and as painted")
+    live_idle_timeout_s: float = Field(
+        30.0, gt=0, description="a /v1/live connection that sends nothing this long is closed (1001)"
     )
     host: str = Field("127.0.0.1", description="bind address for `python -m service` (HOST overrides)")
     port: int = Field(8000, ge=0, le=65535, description="port for `python -m service` (PORT overrides)")

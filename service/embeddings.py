@@ -9,14 +9,13 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from service import imaging
+from service import imaging, limits
 from service.cache import EmbeddingCache, embedding_key
 from service.errors import InvalidField, UnknownPreset
 from service.metrics import Metrics
@@ -44,12 +43,7 @@ def parse_weights(text: str | None, count: int) -> np.ndarray:
 def normalise_weights(weights: Sequence[float], count: int) -> np.ndarray:
     if len(weights) != count:
         raise InvalidField(f"{len(weights)} weights for {count} styles; give one weight per style")
-    if any(not math.isfinite(w) or w < 0 for w in weights):
-        raise InvalidField("weights must be finite and non-negative")
-    total = math.fsum(weights)
-    if total <= 0:
-        raise InvalidField("weights must not all be zero")
-    return np.asarray(weights, dtype=np.float64) / total
+    return np.asarray(limits.normalised(weights), dtype=np.float64)
 
 
 def blend(embeddings: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
@@ -62,10 +56,9 @@ def preset_index(model: LoadedModel, reference: str) -> int:
     """A preset by index ("3") or by name ("style-03") in an N-style model."""
     presets = model.manifest.presets
     reference = reference.strip()
-    if reference.isascii() and reference.isdigit():
-        index = int(reference)
-        if 0 <= index < model.manifest.embedding_size:
-            return index
+    index = limits.small_index(reference)
+    if index is not None and index < model.manifest.embedding_size:
+        return index
     for preset in presets:
         if preset.name == reference:
             return preset.index

@@ -10,15 +10,22 @@ Hierarchy (status code in brackets)::
     │   ├── UnknownModel            ``model`` names nothing in the repository
     │   ├── UnknownStyle            a ``style_id`` that is not registered (or not visible to this key)
     │   └── UnknownPreset           a preset index or name the N-style model does not have
+    ├── RequestTimeout [408]        the request's headers or body did not arrive within their timeout
     ├── ContentTooLarge [413]       request body, a form field, or an image's pixel count over its limit
+    │   └── BatchTooLarge           a batch with more images than the server ever admits at once
     ├── UnsupportedImage [415]      not one of the accepted formats, or bytes that do not decode
     ├── InvalidField [422]          a field that parses but is out of range (image too small, max_side
     │                               above the cap, weights that sum to zero)
     ├── Overloaded [429]            the bounded queue is full; carries Retry-After
     ├── ClientClosedRequest [499]   the client went away before its answer; its queued work was dropped
+    ├── CorruptStyle [500]          a stored style record that does not fit its model; re-register it
+    ├── NotImplementedCoding [501]  a Transfer-Encoding other than chunked (RFC 9112 section 6.1)
     ├── NotReady [503]              models still loading, or the requested execution provider is not active
     ├── StylesUnavailable [503]     a style this replica has not seen, while the shared registry (Redis) is
     │                               unreachable: it may exist; carries Retry-After
+    ├── StorageUnavailable [503]    the server's own style folder cannot be written (permissions, disk
+    │                               full); carries Retry-After
+    ├── TooManyConnections [503]    the process holds ATELIER_MAX_CONNECTIONS connections; carries Retry-After
     └── DeadlineExceeded [504]      the request's deadline (ATELIER_REQUEST_TIMEOUT_S) passed before its answer
 
 Routes and library code raise these; ``problem_response`` renders every error, including FastAPI's
@@ -97,6 +104,15 @@ class UnsupportedImage(AtelierError):
     status, slug, title = 415, "unsupported-image", "Unsupported or undecodable image"
 
 
+class RequestTimeout(AtelierError):
+    status, slug, title = 408, "request-timeout", "Request not received in time"
+
+
+class BatchTooLarge(ContentTooLarge):
+    # Not a 429: the server never admits this many at once, so retrying the same batch cannot succeed.
+    slug, title = "batch-too-large", "Batch larger than the server admits"
+
+
 class InvalidField(AtelierError):
     status, slug, title = 422, "invalid-field", "Invalid field"
 
@@ -111,6 +127,29 @@ class Overloaded(AtelierError):
 class ClientClosedRequest(AtelierError):
     # nginx's 499: nobody reads this answer, but the access log and metrics show why the work stopped.
     status, slug, title = 499, "client-closed-request", "Client closed the request"
+
+
+class CorruptStyle(AtelierError):
+    # The server's fault and no retry helps; registering the same image again replaces the record.
+    status, slug, title = 500, "corrupt-style", "Stored style is corrupt"
+
+
+class NotImplementedCoding(AtelierError):
+    status, slug, title = 501, "not-implemented", "Transfer coding not implemented"
+
+
+class StorageUnavailable(AtelierError):
+    status, slug, title = 503, "storage-unavailable", "Style storage unavailable"
+
+    def __init__(self, detail: str, retry_after_s: int = 30) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
+class TooManyConnections(AtelierError):
+    status, slug, title = 503, "too-many-connections", "Too many connections"
+
+    def __init__(self, detail: str, retry_after_s: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
 
 
 class DeadlineExceeded(AtelierError):

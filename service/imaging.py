@@ -16,6 +16,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from service.errors import ContentTooLarge, InvalidField, UnsupportedImage
+from service.limits import DECODE_BUDGET
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +99,11 @@ def decode_for_shrinking(
         try:
             if short_side is not None:
                 _reduce_jpeg(image, short_side)
-            image.load()
-            turns = _orientation_turns(image)  # before turning: exif_transpose clears the tag
-            turned = _apply_exif_orientation(image) and turns
-            return Decoded(_to_rgb(image), (height, width) if turned else (width, height))
+            with DECODE_BUDGET.hold(image.size[0] * image.size[1]):  # after a JPEG's reduction
+                image.load()
+                turns = _orientation_turns(image)  # before turning: exif_transpose clears the tag
+                turned = _apply_exif_orientation(image) and turns
+                return Decoded(_to_rgb(image), (height, width) if turned else (width, height))
         except Image.DecompressionBombError as exc:
             raise ContentTooLarge(f"the {what} image is too large: {exc}") from None
         except Exception as exc:  # truncated or corrupt pixel data

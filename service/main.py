@@ -13,10 +13,11 @@ from fastapi.openapi.utils import get_openapi
 from service.allocator import reuse_freed_memory
 from service.config import Settings
 from service.errors import Problem, install_error_handlers
+from service.live import LiveGate
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.openapi_schema import for_generated_clients, operation_id
-from service.routes import batch, health, presets, styles, stylize, web
+from service.routes import batch, health, live, presets, styles, stylize, web
 from service.services import Services, build_services
 from service.thumbnails import PresetThumbnails
 
@@ -78,14 +79,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.thumbnails = PresetThumbnails()
     app.state.services = None
+    app.state.live = LiveGate(settings.live_max_connections, app.state.metrics)
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)  # outermost: sees every response
     app.include_router(stylize.router)
     app.include_router(batch.router)
     app.include_router(styles.router)
     app.include_router(health.router)
     app.include_router(presets.router)
+    app.include_router(live.router)
     app.include_router(web.router)
     app.mount(web.STATIC_PREFIX, web.static_files(), name="web")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -111,6 +111,30 @@ class Metrics:
             registry=r,
         )
 
+        self.live_connections = Gauge(
+            "atelier_live_connections", "open /v1/live WebSockets", multiprocess_mode="livesum", registry=r
+        )
+        self.live_refused = Counter(
+            "atelier_live_refused_total", "/v1/live WebSockets closed at the start, by reason", ["reason"], registry=r
+        )
+        self.live_frames_in = Counter("atelier_live_frames_received_total", "frames received on /v1/live", registry=r)
+        self.live_frames_out = Counter(
+            "atelier_live_frames_painted_total", "painted frames sent on /v1/live", registry=r
+        )
+        self.live_frames_dropped = Counter(
+            "atelier_live_frames_dropped_total",
+            "/v1/live frames not painted: stale (a newer one came), rate, too-large, bad-frame, no-style, "
+            "overloaded, disconnected, error",
+            ["reason"],
+            registry=r,
+        )
+        self.live_frames_held = Gauge(
+            "atelier_live_frames_held",
+            "/v1/live frames held by the server, painting or waiting (at most two per connection)",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+
     def render(self) -> bytes:
         if self.multiprocess_dir is None:
             return generate_latest(self.registry)

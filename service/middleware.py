@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import time
 
+import anyio
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import ContentTooLarge, problem_response
+from service.errors import AtelierError, ContentTooLarge, NotImplementedCoding, RequestTimeout, problem_response
 from service.logging import bind_request_id, new_request_id, reset_request_id
 from service.metrics import Metrics
 
@@ -40,16 +41,27 @@ class RequestContextMiddleware:
         token = bind_request_id(request_id)
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, response_started = message["status"], True
                 MutableHeaders(scope=message)["X-Request-ID"] = request_id
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Answered here, inside the request's context, so the 500 carries the id in its header
+            # and body; Starlette's own last-resort handler runs outside every middleware.
+            log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
+            if response_started:
+                raise
+            response = problem_response(
+                Request(scope), 500, AtelierError.slug, AtelierError.title, "internal error; see the logs"
+            )
+            await response(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route, method = route_template(scope), scope["method"]
@@ -71,31 +83,60 @@ class RequestContextMiddleware:
             reset_request_id(token)
 
 
-class BodyLimitMiddleware:
-    """Refuses request bodies over ``max_bytes``: at once from Content-Length, or while streaming."""
+def unsupported_codings(headers: Headers) -> list[str]:
+    """Transfer codings other than chunked, the only one the server decodes (uvicorn's httptools
+    parser reads ``gzip, chunked`` as plain chunked and would hand on the still-gzipped bytes)."""
+    codings = [c.strip().lower() for value in headers.getlist("transfer-encoding") for c in value.split(",")]
+    return [c for c in codings if c and c != "chunked"]
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over ``max_bytes`` (at once from Content-Length, or while streaming), bodies
+    not received within ``timeout_s`` of the headers (408), and transfer codings it cannot decode (501)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 60.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            error = ContentTooLarge(f"the request body is {declared} bytes; the limit is {self.max_bytes}")
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
+        error: AtelierError | None = None
+        if codings := unsupported_codings(headers):
+            error = NotImplementedCoding(
+                f"Transfer-Encoding {', '.join(codings)} is not implemented; send the body plain or chunked"
+            )
+        elif declared is not None and declared.isdigit() and (len(declared) > 18 or int(declared) > self.max_bytes):
+            error = ContentTooLarge(f"the request body is {declared[:40]} bytes; the limit is {self.max_bytes}")
+        if error is not None:
             response = problem_response(
                 Request(scope), error.status, error.slug, error.title, error.detail, {"Connection": "close"}
             )
             await response(scope, receive, send)
             return
         received = 0
+        body_done = False
+        deadline = time.monotonic() + self.timeout_s
 
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # later receives wait for the client's disconnect, for as long as the work runs
+                return await receive()
+            try:
+                with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+                    message = await receive()
+            except TimeoutError:
+                # Raised inside the app's body reading like the limit below; the 408 closes the connection.
+                raise RequestTimeout(
+                    f"the request body did not arrive within {self.timeout_s:g} s (ATELIER_BODY_TIMEOUT_S)",
+                    headers={"Connection": "close"},
+                ) from None
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     # Raised inside the app's form parsing; FastAPI wraps it and errors.py unwraps it.

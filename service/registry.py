@@ -92,14 +92,17 @@ class LoadedModel:
         self.warmup_s = time.perf_counter() - started
 
 
-def load_model(folder: Path, preference: ProviderPreference, intra_op_threads: int) -> LoadedModel:
+def load_model(
+    folder: Path, preference: ProviderPreference, intra_op_threads: int, large_pixels: int = 0
+) -> LoadedModel:
     manifest = read_manifest(folder, verify_files=True)
-    transformer = OnnxModel(folder / manifest.files["transformer"].path, preference, intra_op_threads)
+    # Only the transformer's input grows with the request; the predictor's is the style size.
+    transformer = OnnxModel(folder / manifest.files["transformer"].path, preference, intra_op_threads, large_pixels)
     predictor = None
     if "predictor" in manifest.files:
         predictor = OnnxModel(folder / manifest.files["predictor"].path, preference, intra_op_threads)
     forms = [
-        OnnxModel(folder / manifest.files[form].path, preference, intra_op_threads, memory_arena=False)
+        OnnxModel(folder / manifest.files[form].path, preference, intra_op_threads, large_pixels)
         if form in manifest.forms
         else None
         for form in ("statistics", "given_statistics")
@@ -132,7 +135,7 @@ class ModelRegistry:
             for version in versions:
                 folder = repository / name / str(version)
                 try:
-                    model = load_model(folder, preference, settings.ort_intra_op_threads)
+                    model = load_model(folder, preference, settings.ort_intra_op_threads, settings.arena_max_pixels)
                 except ManifestError as exc:
                     failures[f"{name}/{version}"] = str(exc)
                     log.error("model %s/%s refused: %s", name, version, exc)

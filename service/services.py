@@ -20,6 +20,7 @@ from service.cache import EmbeddingCache
 from service.cache_redis import RedisBackend, cache_and_store
 from service.config import Settings
 from service.embeddings import Embedder
+from service.limits import DECODE_BUDGET
 from service.metrics import Metrics
 from service.registry import LoadedModel, ModelRegistry
 from service.style_resolution import StyleFields, StyleSpec, resolve_style
@@ -72,6 +73,7 @@ async def build_services(settings: Settings, metrics: Metrics | None = None) -> 
         for provider in model.providers:
             metrics.model_info.labels(model.manifest.name, str(model.manifest.version), model.kind, provider).set(1)
     cache, store, redis_backend = cache_and_store(settings, metrics)
+    store.expect_models({m.label: m.manifest.embedding_size for m in registry.all()})
     try:
         loaded = await anyio.to_thread.run_sync(store.load)
         if redis_backend is not None:  # logs and exports its state now; serving does not wait for Redis
@@ -80,6 +82,7 @@ async def build_services(settings: Settings, metrics: Metrics | None = None) -> 
         if redis_backend is not None:
             redis_backend.close()
         raise
+    DECODE_BUDGET.configure(settings.decode_pixels)
     embedder = Embedder(cache, metrics, settings.max_pixels, settings.min_image_side)
     codec = CodecPool(settings.codec_thread_count, settings.max_pending)
     batcher = MicroBatcher(

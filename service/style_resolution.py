@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service import limits
 from service.embeddings import MAX_BLEND, blend, one_hot, parse_weights, preset_index
-from service.errors import BadRequest, InvalidField, UnknownStyle
+from service.errors import BadRequest, CorruptStyle, InvalidField, UnknownStyle
 from service.registry import LoadedModel, ModelRegistry
 from service.styles import StyleRecord, StyleStore
 
@@ -54,6 +55,7 @@ def require_kind(model: LoadedModel, kind: str, why: str) -> LoadedModel:
 def resolve_style(
     fields: StyleFields, registry: ModelRegistry, store: StyleStore, owner: str
 ) -> tuple[LoadedModel, StyleSpec]:
+    limits.check_style_fields(vars(fields))
     given = [name for name in ("style", "style_id", "preset", "styles") if getattr(fields, name) is not None]
     if len(given) != 1:
         raise BadRequest(
@@ -68,7 +70,7 @@ def resolve_style(
     if fields.style_id is not None:
         record = lookup_style(store, owner, fields.style_id.strip())
         model = _model_for_styles(registry, fields.model, [record.model])
-        return model, StyleSpec(reference=record.id, embedding=np.asarray(record.embedding, np.float32))
+        return model, StyleSpec(reference=record.id, embedding=_stored_embedding(record, model))
     if fields.preset is not None:
         model = _presets_model(registry, fields.model)
         index = preset_index(model, fields.preset)
@@ -97,7 +99,7 @@ def _resolve_blend(
         return model, StyleSpec(reference=",".join(names), embedding=blend(rows, weights))
     records = [lookup_style(store, owner, item) for item in items]
     model = _model_for_styles(registry, model_ref, [r.model for r in records])
-    vectors = [np.asarray(r.embedding, np.float32) for r in records]
+    vectors = [_stored_embedding(r, model) for r in records]
     return model, StyleSpec(reference=",".join(r.id for r in records), embedding=blend(vectors, weights))
 
 
@@ -107,6 +109,17 @@ def lookup_style(store: StyleStore, owner: str, style_id: str) -> StyleRecord:
     if record is None:
         raise UnknownStyle(f"no registered style {style_id[:80]!r}; register one with POST /v1/styles")
     return record
+
+
+def _stored_embedding(record: StyleRecord, model: LoadedModel) -> np.ndarray:
+    """A stored record's embedding, refused when it does not fit the model (it would fail in ONNX Runtime)."""
+    size = model.manifest.embedding_size
+    if len(record.embedding) != size:
+        raise CorruptStyle(
+            f"the stored style {record.id[:80]!r} has {len(record.embedding)} values; {model.label} takes "
+            f"{size}; register its image again"
+        )
+    return np.asarray(record.embedding, np.float32)
 
 
 def _model_for_styles(registry: ModelRegistry, model_ref: str | None, labels: list[str]) -> LoadedModel:

@@ -9,8 +9,10 @@ the index, and every listing, picks up files another process wrote since.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
 import re
 import tempfile
@@ -19,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
+
+from service.errors import CorruptStyle, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +48,32 @@ class StyleStore:
         self._lock = threading.Lock()
         self._index: dict[str, dict[str, StyleRecord]] = {}
         self._unreadable: set[Path] = set()
+        self._embedding_sizes: dict[str, int] = {}  # model label -> embedding length, once known
+        self._corrupt: dict[tuple[str, str], str] = {}  # (owner, id) -> why its file was refused
+
+    def expect_models(self, embedding_sizes: dict[str, int]) -> None:
+        """Check every record read from now on against its model: an embedding of another length is
+        refused as corrupt (it would fail inside ONNX Runtime). Models not named here are not checked."""
+        self._embedding_sizes = dict(embedding_sizes)
 
     def load(self) -> int:
-        """Read every stored style into memory; unreadable files are logged and skipped."""
-        if not self.root.is_dir():
+        """Read every stored style into memory; unreadable or corrupt files are logged and skipped."""
+        try:
+            if not self.root.is_dir():
+                return 0
+            owners = sorted(p.name for p in self.root.iterdir() if p.is_dir() and _OWNER.match(p.name))
+        except OSError as exc:
+            log.error("cannot read the style folder %s: %s; serving without its styles", self.root, exc)
             return 0
-        owners = sorted(p.name for p in self.root.iterdir() if p.is_dir() and _OWNER.match(p.name))
         return sum(self._index_new_files(owner) for owner in owners)
 
     def get(self, owner: str, style_id: str) -> StyleRecord | None:
+        """The owner's record, None when there is none; ``CorruptStyle`` when its file was refused."""
         with self._lock:
             record = self._index.get(owner, {}).get(style_id)
+            corrupt = self._corrupt.get((owner, style_id)) if record is None else None
+        if corrupt is not None:
+            raise CorruptStyle(f"the stored style {style_id[:80]!r} is corrupt ({corrupt}); register its image again")
         if record is None and _ID.match(style_id) and _OWNER.match(owner):  # user text never reaches a path
             # Another process of this server (ATELIER_PROCESSES > 1) may have registered it since start-up:
             # the files are what the processes share. A miss costs one failed open of a small file.
@@ -71,6 +90,7 @@ class StyleStore:
             record = StyleRecord(id=style_id, embedding=embedding, model=model, created=datetime.now(UTC))
             self._write(owner, record)
             self._index.setdefault(owner, {})[style_id] = record
+            self._corrupt.pop((owner, style_id), None)  # registering the image again repairs it
             return record, True
 
     def adopt(self, owner: str, record: StyleRecord) -> StyleRecord:
@@ -107,13 +127,41 @@ class StyleStore:
             with self._lock:
                 self._unreadable.add(path)  # warned once, not at every listing
             return None
+        problem = self._misfit(record)
+        if problem is not None or record.id != path.stem:
+            problem = problem or f"its file is named {path.name}"
+            log.warning("skipping corrupt style file %s: %s", path, problem)
+            with self._lock:
+                self._unreadable.add(path)
+                self._corrupt[(owner, path.stem)] = problem
+            return None
         with self._lock:
             return self._index.setdefault(owner, {}).setdefault(record.id, record)
 
+    def _misfit(self, record: StyleRecord) -> str | None:
+        """Why ``record`` does not fit its model, or None (also for a model this store was not told of)."""
+        expected = self._embedding_sizes.get(record.model)
+        if expected is not None and len(record.embedding) != expected:
+            return f"its embedding has {len(record.embedding)} values; model {record.model} takes {expected}"
+        if not all(math.isfinite(x) for x in record.embedding):
+            return "its embedding holds a value that is not finite"
+        return None
+
     def _write(self, owner: str, record: StyleRecord) -> None:
         folder = self.root / owner
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(record.model_dump(mode="json"), f)
-        os.replace(tmp, folder / f"{record.id}.json")
+        tmp: str | None = None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                json.dump(record.model_dump(mode="json"), f)
+            os.replace(tmp, folder / f"{record.id}.json")
+        except OSError as exc:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            log.error("cannot store style %s in %s: %s", record.id, folder, exc)
+            # The server's own disk: nothing the client sent is wrong, and a retry may find it fixed.
+            raise StorageUnavailable(
+                f"the style store cannot write its folder ({exc.strerror or type(exc).__name__}); retry later"
+            ) from exc

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from service.errors import ClientClosedRequest, DeadlineExceeded, Overloaded
+from service.errors import BatchTooLarge, ClientClosedRequest, DeadlineExceeded, Overloaded
 from service.metrics import Metrics
 
 T = TypeVar("T")
@@ -57,6 +57,12 @@ class Admission:
 
     @contextmanager
     def admit(self, count: int = 1) -> Iterator[None]:
+        if count > self.max_pending:
+            self.metrics.rejected.labels("batch-too-large").inc()
+            raise BatchTooLarge(
+                f"{count} images in one request; this server admits at most {self.max_pending} at once "
+                "(ATELIER_MAX_PENDING): split the batch"
+            )
         if self.pending + count > self.max_pending:
             self.metrics.rejected.labels("queue-full").inc()
             raise Overloaded(

@@ -10,12 +10,15 @@ _DESCRIPTIONS = {
     400: "Fields that do not go together (RFC 9457 problem details)",
     401: "API keys are configured and the bearer key is missing or wrong",
     404: "Unknown model, style or preset",
-    413: "Request body, form field or image pixel count over the configured limit",
+    413: "Request body, form field or image pixel count over the configured limit, or a batch with more "
+    "images than the server admits at once (batch-too-large: split it; retrying it as is cannot succeed)",
     415: "Not a JPEG, PNG, WebP, GIF, BMP or TIFF image, or bytes that do not decode",
     422: "A field out of range or of the wrong type",
     429: "The bounded queue is full: retry after Retry-After seconds",
-    503: "Not ready (models loading, the requested execution provider inactive), or a style this replica "
-    "has not seen while the shared style registry is unreachable: retry after Retry-After seconds",
+    500: "A stored style that does not fit its model (corrupt-style: register its image again)",
+    503: "Not ready (models loading, the requested execution provider inactive), a style this replica "
+    "has not seen while the shared style registry is unreachable, or style storage that cannot be "
+    "written (storage-unavailable): retry after Retry-After seconds",
     504: "The request's deadline passed before its answer was ready",
 }
 

@@ -64,7 +64,7 @@ JSON_SCHEMA = {"schema": {"$ref": "#/components/schemas/BatchResult"}}  # servic
             "description": "One part (or JSON item) per content image, in request order",
             "content": {"multipart/mixed": MULTIPART_SCHEMA, "application/json": JSON_SCHEMA},
         },
-        **problem_responses(400, 401, 404, 413, 415, 422, 429, 503),
+        **problem_responses(400, 401, 404, 413, 415, 422, 429, 500, 503),
     },
 )
 async def stylize_batch(

@@ -16,6 +16,15 @@ from service.styles import StyleRecord
 
 router = APIRouter(prefix="/v1", tags=["styles"])
 
+# OpenAPI links: a registered style's id leads to GET /v1/styles/{style_id} (clients and stateful fuzzers follow them).
+STYLE_LINKS = {
+    "GetStyle": {
+        "operationId": "get_style",
+        "parameters": {"style_id": "$response.body#/id"},
+        "description": "the registered style and its embedding",
+    }
+}
+
 
 class StyleSummary(BaseModel):
     id: str
@@ -57,7 +66,8 @@ class ModelInfo(BaseModel):
     "(sha256 of the model, the preprocessing and the image bytes): posting the same image again gives "
     "the same id and answers 200 instead of 201.",
     responses={
-        200: {"description": "Already registered", "model": StyleRecord},
+        200: {"description": "Already registered", "model": StyleRecord, "links": STYLE_LINKS},
+        201: {"description": "Registered", "links": STYLE_LINKS},
         **problem_responses(400, 401, 404, 413, 415, 422, 429, 503, 504),
     },
 )
@@ -109,7 +119,7 @@ async def list_styles(
     "/styles/{style_id}",
     response_model=StyleRecord,
     summary="A registered style and its embedding",
-    responses=problem_responses(401, 404, 422, 503),
+    responses=problem_responses(401, 404, 422, 500, 503),
 )
 async def get_style(services: ServicesDep, owner: Owner, style_id: Annotated[str, Path(max_length=128)]) -> StyleRecord:
     return await anyio.to_thread.run_sync(lookup_style, services.store, owner, style_id)

@@ -72,7 +72,7 @@ _HEADERS = {
             "content": {media: _IMAGE_SCHEMA for media in MEDIA_TYPES.values()},
             "headers": _HEADERS,
         },
-        **problem_responses(400, 401, 404, 413, 415, 422, 429, 503, 504),
+        **problem_responses(400, 401, 404, 413, 415, 422, 429, 500, 503, 504),
     },
 )
 async def stylize(

@@ -250,6 +250,274 @@ async function stylize(event) {
   }
 }
 
+// ---- live: the camera painted over the /v1/live WebSocket (docs/live.md) ----
+
+const LIVE_PROTOCOL = "atelier.live.v1";
+const LIVE_MAX_AHEAD = 2;  // frames sent and not yet answered: one being painted, one waiting
+const LIVE_CAPTURE_FPS = 30;
+// Temporal smoothing: each painted frame is drawn over the previous one at this opacity, an
+// exponential moving average of the painted stream (see docs/live.md for why this is enough).
+const LIVE_SMOOTHING_ALPHA = 0.6;
+const CLOSE_REASONS = {
+  1001: "The server closed the idle connection.",
+  1008: "Missing or invalid API key: enter it under “API key” above.",
+  1011: "The server hit an internal error.",
+  1012: "The server is restarting; try again shortly.",
+  1013: "The server is busy or still starting; try again shortly.",
+};
+
+const live = {
+  ws: null, stream: null, timer: null, seq: 0, answered: -1, sentAt: new Map(),
+  timing: null, drawing: Promise.resolve(), paintedAt: [], latencies: [], painted: 0,
+  capture: document.createElement("canvas"),
+};
+
+function base64url(text) {
+  let binary = "";
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function showLiveError(message) {
+  $("live-error").textContent = message;
+  $("live-error").hidden = false;
+}
+
+function clearLiveError() {
+  $("live-error").hidden = true;
+  $("live-error").textContent = "";
+}
+
+function cameraMessage(error) {
+  switch (error && error.name) {
+    case "NotAllowedError":
+    case "SecurityError":
+      return "Camera access was denied. Allow the camera for this site in the browser, then press Start camera again.";
+    case "NotFoundError":
+    case "OverconstrainedError":
+      return "No camera was found. Connect one, then press Start camera again.";
+    case "NotReadableError":
+    case "AbortError":
+      return "The camera is in use by another application, or could not be started.";
+    default:
+      return `The camera could not be started: ${(error && (error.message || error.name)) || "unknown error"}.`;
+  }
+}
+
+async function loadLiveStyles() {
+  try {
+    const listing = await (await api("/v1/styles?limit=500")).json();
+    const presets = $("live-presets");
+    const registered = $("live-registered");
+    const chosen = $("live-style").value;
+    presets.textContent = "";
+    registered.textContent = "";
+    for (const preset of listing.presets) {
+      const option = new Option(preset.name, `preset:${preset.model}:${preset.name}`);
+      presets.append(option);
+    }
+    for (const style of listing.items) addRegisteredOption(style.id, style.model, false);
+    if (chosen) $("live-style").value = chosen;
+  } catch (error) {
+    // The gallery above already shows the API's error (a missing key, say): a status line is enough here.
+    $("live-status").textContent = `The live styles could not be loaded: ${error.message}`;
+  }
+}
+
+function addRegisteredOption(id, model, select) {
+  const value = `id:${id}`;
+  let option = [...$("live-registered").children].find((o) => o.value === value);
+  if (!option) {
+    option = new Option(`${id.slice(0, 12)}… (${model})`, value);
+    $("live-registered").append(option);
+  }
+  if (select) $("live-style").value = value;
+}
+
+function liveSettings() {
+  const value = $("live-style").value;
+  if (value.startsWith("id:")) return { type: "settings", style_id: value.slice(3) };
+  const [, model, name] = value.split(":");
+  return { type: "settings", preset: name, model };
+}
+
+function sendLiveSettings() {
+  if (live.ws && live.ws.readyState === WebSocket.OPEN && $("live-style").value) {
+    live.ws.send(JSON.stringify(liveSettings()));
+  }
+}
+
+async function useOwnPainting(event) {
+  const file = event.target.files[0];
+  if (!file) return;
+  clearLiveError();
+  try {
+    const form = new FormData();
+    form.append("style", file);
+    const record = await (await api("/v1/styles", { method: "POST", body: form })).json();
+    addRegisteredOption(record.id, record.model, true);
+    sendLiveSettings();
+  } catch (error) {
+    showLiveError(error instanceof ApiError ? `${error.title} (${error.status}): ${error.message}` : error.message);
+  }
+}
+
+function liveSize() {
+  const [width, height] = $("live-size").value.split("x").map(Number);
+  return { width, height };
+}
+
+function captureFrame() {
+  const ws = live.ws;
+  const video = $("live-camera");
+  if (!ws || ws.readyState !== WebSocket.OPEN || !video.videoWidth) return;
+  if (live.seq - (live.answered + 1) >= LIVE_MAX_AHEAD) return;  // the server is busy: skip this frame
+  const { width, height } = liveSize();
+  live.capture.width = width;
+  live.capture.height = height;
+  live.capture.getContext("2d").drawImage(video, 0, 0, width, height);
+  const seq = live.seq++;
+  live.sentAt.set(seq, performance.now());
+  live.capture.toBlob((blob) => {
+    if (blob && live.ws === ws && ws.readyState === WebSocket.OPEN) ws.send(blob);
+  }, "image/jpeg", 0.8);
+}
+
+function answered(seq) {
+  // Frames are answered in order: a painted frame or an error for seq means every earlier one is done.
+  for (const key of live.sentAt.keys()) if (key < seq) live.sentAt.delete(key);
+  live.answered = Math.max(live.answered, seq);
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length ? sorted[Math.floor(sorted.length / 2)] : 0;
+}
+
+async function drawPainted(blob, timing) {
+  const bitmap = await createImageBitmap(blob);
+  const canvas = $("live-painted");
+  const context = canvas.getContext("2d");
+  let alpha = $("live-smoothing").checked ? LIVE_SMOOTHING_ALPHA : 1;
+  if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
+    canvas.width = bitmap.width;  // resizing clears the canvas: nothing to blend with
+    canvas.height = bitmap.height;
+    alpha = 1;
+  }
+  context.globalAlpha = alpha;
+  context.drawImage(bitmap, 0, 0);
+  context.globalAlpha = 1;
+  bitmap.close();
+  const now = performance.now();
+  const sent = live.sentAt.get(timing.seq);
+  if (sent !== undefined) live.latencies = [...live.latencies.slice(-29), now - sent];
+  answered(timing.seq);
+  live.painted += 1;
+  live.paintedAt = [...live.paintedAt.filter((t) => now - t < 2000), now];
+  const span = (now - live.paintedAt[0]) / 1000;
+  const fps = live.paintedAt.length > 1 && span > 0 ? (live.paintedAt.length - 1) / span : 0;
+  $("live-fps").textContent = `${fps.toFixed(1)} fps`;
+  $("live-latency").textContent = `${Math.round(median(live.latencies))} ms`;
+  $("live-frames").textContent = `${live.painted} painted`;
+  $("live-frame-style").textContent = timing.style;
+}
+
+function onLiveMessage(event) {
+  if (typeof event.data !== "string") {
+    const timing = live.timing;
+    live.timing = null;
+    if (timing) live.drawing = live.drawing.then(() => drawPainted(event.data, timing)).catch(() => {});
+    return;
+  }
+  const message = JSON.parse(event.data);
+  if (message.type === "frame") {
+    live.timing = message;
+  } else if (message.type === "settings") {
+    $("live-status").textContent = `Painting with ${message.style} (${message.model}).`;
+  } else if (message.type === "error") {
+    if (message.seq !== null) answered(message.seq);
+    if (message.code === "unauthorized") $("key-panel").open = true;
+    showLiveError(`${message.title} (${message.status}): ${message.detail}`);
+  }
+}
+
+function onLiveClose(event) {
+  const ws = event.target;
+  if (live.ws !== ws) return;
+  live.ws = null;
+  if (event.code !== 1000) {
+    const reason = CLOSE_REASONS[event.code] || `The connection closed (${event.code}).`;
+    showLiveError(`${reason}${event.reason ? ` (${event.reason})` : ""}`);
+  }
+  stopLive();
+}
+
+async function startLive() {
+  clearLiveError();
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    showLiveError("This page cannot use a camera here: browsers offer cameras only to HTTPS pages and localhost.");
+    return;
+  }
+  const { width, height } = liveSize();
+  $("live-start").disabled = true;
+  $("live-status").textContent = "Asking for the camera…";
+  try {
+    live.stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: width }, height: { ideal: height } },
+      audio: false,
+    });
+  } catch (error) {
+    showLiveError(cameraMessage(error));
+    $("live-status").textContent = "The camera is off.";
+    $("live-start").disabled = false;
+    return;
+  }
+  $("live-camera").srcObject = live.stream;
+  Object.assign(live, { seq: 0, answered: -1, timing: null, paintedAt: [], latencies: [], painted: 0 });
+  live.sentAt.clear();
+  const protocols = [LIVE_PROTOCOL];
+  const key = localStorage.getItem(KEY_STORAGE);
+  if (key) protocols.push(`base64url.bearer.${base64url(key)}`);  // browsers cannot send headers here
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${scheme}//${location.host}/v1/live`, protocols);
+  live.ws = ws;
+  ws.onopen = () => {
+    $("live-status").textContent = "Connected; choosing the style…";
+    sendLiveSettings();
+  };
+  ws.onmessage = onLiveMessage;
+  ws.onclose = onLiveClose;
+  live.timer = setInterval(captureFrame, 1000 / LIVE_CAPTURE_FPS);
+  $("live-stop").disabled = false;
+}
+
+function stopLive() {
+  clearInterval(live.timer);
+  live.timer = null;
+  if (live.ws) {
+    const ws = live.ws;
+    live.ws = null;
+    ws.close(1000, "stopped");
+  }
+  if (live.stream) live.stream.getTracks().forEach((track) => track.stop());
+  live.stream = null;
+  $("live-camera").srcObject = null;
+  $("live-start").disabled = false;
+  $("live-stop").disabled = true;
+  $("live-status").textContent = "The camera is off.";
+}
+
+function setUpLive() {
+  $("live-start").addEventListener("click", startLive);
+  $("live-stop").addEventListener("click", () => {
+    clearLiveError();
+    stopLive();
+  });
+  $("live-style").addEventListener("change", sendLiveSettings);
+  $("live-painting").addEventListener("change", useOwnPainting);
+  loadLiveStyles();
+}
+
 // ---- wiring ----
 
 function syncPanels() {
@@ -279,6 +547,7 @@ function setUpKey() {
     else localStorage.removeItem(KEY_STORAGE);
     clearError();
     loadGallery();
+    loadLiveStyles();
   });
 }
 
@@ -291,5 +560,6 @@ document.addEventListener("DOMContentLoaded", () => {
   bindOutput("mix", "mix-value", (value) => `${value}% second`);
   bindOutput("stroke-scale", "stroke-scale-value", (value) => (value > 0 ? `${value.toFixed(1)}×` : "auto"));
   $("stylize-form").addEventListener("submit", stylize);
+  setUpLive();
   loadGallery();
 });
