@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.brush_pictures [--content tubingen.jpg] [--style starry_night.jpg]
 
 Writes docs/images/brush-<name>.jpg (a 512x512 crop of each 2048 output, JPEG quality 85, plus the
-photo's same crop) and docs/images/brush-losses.md: the losses table of the four full 2048 outputs,
+photo's same crop) and bench/results/brush-losses.md: the losses table of the four full 2048 outputs,
 measured as bench/brush.py measures them (training.losses at 2048 against the photo and the painting
 at 512, SSIM to the photo, edge energy). Prints the table's rows as JSON.
 """
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         title = "peer (384, upscaled)" if name == "peer" else f"stroke_scale {name.split('_')[1]}"
         lines.append(f"| {title} | {row['content_loss']:.3g} | {row['style_loss']:.3g} | {row['ssim']:.3f} | "
                      f"{row['edge_energy']:.2f} |")
-    (OUT / "brush-losses.md").write_text("\n".join(lines) + "\n")
+    (REPO / "bench" / "results" / "brush-losses.md").write_text("\n".join(lines) + "\n")
     print(json.dumps(scores, indent=2))
     return 0
 
