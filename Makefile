@@ -37,6 +37,13 @@ test: setup system-deps lint  ## lint and format check, then the whole test suit
 test-deploy: setup system-deps  ## the deployment tests alone: Redis, replicas, nginx on loopback; compose, k8s
 	$(BIN)/pytest tests/deploy
 
+.PHONY: docker-images test-docker
+docker-images: system-deps  ## build atelier:cpu in $$DOCKER_HOST's engine (else a dockerd started for the run); stand-ins where no registry answers
+	scripts/docker-images.sh
+
+test-docker: setup system-deps  ## the Docker tests alone: the image and the compose stack in a real engine (part of `make test`)
+	$(BIN)/pytest tests/docker
+
 LINTED := atelier training onnx_export service tests bench
 
 lint: venv  ## ruff's lint rules and its formatter (one style everywhere): check only, nothing is rewritten

@@ -8,6 +8,7 @@ half-built version.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -41,6 +42,12 @@ def build_manifest(model: StyleModel, name: str, version: int, folder: Path,
     )
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_model(model: StyleModel, repository: Path, name: str, version: int, replace: bool = False,
                 cases: tuple[parity.Case, ...] = parity.EXPORT_CASES) -> Manifest:
     """Export, check parity, write the manifest and move the folder into place."""
@@ -62,6 +69,9 @@ def write_model(model: StyleModel, repository: Path, name: str, version: int, re
         write_manifest(folder, manifest)
         if target.exists():
             shutil.rmtree(target)
+        # mkdtemp made the folder 0700; once in place it gets a plain mkdir's mode, so a service
+        # running as another user (the image's non-root user, built as root) can read it.
+        folder.chmod(0o777 & ~_current_umask())
         folder.rename(target)
         folder.mkdir()  # TemporaryDirectory cleans up the (now empty) path it created
     log.info("wrote %s (max parity diff %.2g)", target, max(report.values()))

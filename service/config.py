@@ -154,6 +154,30 @@ class Settings(BaseSettings):
     redis_cache_ttl_s: int = Field(
         7 * 24 * 3600, ge=1, description="TTL of embeddings in Redis (volatile-lru evicts these, never styles)"
     )
+    # Video jobs (POST /v1/videos; docs/video.md)
+    video_dir: Path = Field(
+        REPO_ROOT / ".cache" / "videos", description="video jobs' uploads and results (shared by replicas and workers)"
+    )
+    video_max_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="largest video upload, in bytes")
+    video_max_duration_s: float = Field(600.0, gt=0, description="longest video clip, in seconds")
+    video_max_frames: int = Field(18_000, ge=1, description="most frames in one video clip")
+    video_max_pixels: int = Field(1920 * 1080, ge=1, description="largest video frame, width x height")
+    video_max_jobs: int = Field(
+        4, ge=1, description="video jobs queued or running at once (across replicas with Redis); more get 429"
+    )
+    video_workers: int = Field(2, ge=1, description="threads running video jobs in the embedded default (no Redis)")
+    video_consistency: float = Field(
+        0.9, ge=0, le=0.95, description="default `consistency` of a video job: 0 = frame by frame"
+    )
+    video_result_ttl_s: int = Field(3600, ge=1, description="how long a finished video job and its result are kept")
+    video_lease_s: float = Field(
+        30.0, gt=0, description="a running job with no progress for this long (its worker died) is marked failed"
+    )
+    video_job_timeout_s: int = Field(6 * 3600, ge=1, description="RQ's limit on one video job's run time")
+    video_encoder_threads: int = Field(2, ge=1, description="decoder and H.264 encoder threads per video job")
+    video_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="`python -m service.video_worker` serves its metrics on this port"
+    )
     live_max_connections: int = Field(
         16, ge=1, description="open /v1/live WebSockets per process; more are closed with 1013"
     )

@@ -17,7 +17,7 @@ from service.live import LiveGate
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.openapi_schema import for_generated_clients, operation_id
-from service.routes import batch, health, live, presets, styles, stylize, web
+from service.routes import batch, health, live, presets, styles, stylize, videos, web
 from service.services import Services, build_services
 from service.thumbnails import PresetThumbnails
 
@@ -81,11 +81,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = None
     app.state.live = LiveGate(settings.live_max_connections, app.state.metrics)
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, timeout_s=settings.body_timeout_s)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_upload_bytes,
+        timeout_s=settings.body_timeout_s,
+        path_limits={videos.UPLOAD_PATH: settings.video_max_bytes},
+    )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)  # outermost: sees every response
     app.include_router(stylize.router)
     app.include_router(batch.router)
     app.include_router(styles.router)
+    app.include_router(videos.router)
     app.include_router(health.router)
     app.include_router(presets.router)
     app.include_router(live.router)

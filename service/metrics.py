@@ -111,6 +111,22 @@ class Metrics:
             registry=r,
         )
 
+        self.video_jobs = Counter(
+            "atelier_video_jobs_total", "video jobs entering each status", ["status"], registry=r
+        )
+        self.video_frames = Counter("atelier_video_frames_total", "video frames stylised and encoded", registry=r)
+        self.video_frame_seconds = Histogram(
+            "atelier_video_frame_seconds",
+            "time per video frame: decode, stylise, blend and encode (1 / frames per second)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.video_queue_depth = Gauge(
+            "atelier_video_queue_depth",
+            "video jobs waiting for a worker",
+            multiprocess_mode="livemax",
+            registry=r,
+        )
         self.live_connections = Gauge(
             "atelier_live_connections", "open /v1/live WebSockets", multiprocess_mode="livesum", registry=r
         )

@@ -92,17 +92,22 @@ def unsupported_codings(headers: Headers) -> list[str]:
 
 class BodyLimitMiddleware:
     """Refuses request bodies over ``max_bytes`` (at once from Content-Length, or while streaming), bodies
-    not received within ``timeout_s`` of the headers (408), and transfer codings it cannot decode (501)."""
+    not received within ``timeout_s`` of the headers (408), and transfer codings it cannot decode (501).
+    ``path_limits`` gives exact paths (the video uploads) a limit of their own instead of ``max_bytes``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, timeout_s: float = 60.0, path_limits: dict[str, int] | None = None
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_bytes = max_bytes
         self.timeout_s = timeout_s
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.path_limits.get(scope["path"], self.default_bytes)
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
         error: AtelierError | None = None
@@ -110,8 +115,8 @@ class BodyLimitMiddleware:
             error = NotImplementedCoding(
                 f"Transfer-Encoding {', '.join(codings)} is not implemented; send the body plain or chunked"
             )
-        elif declared is not None and declared.isdigit() and (len(declared) > 18 or int(declared) > self.max_bytes):
-            error = ContentTooLarge(f"the request body is {declared[:40]} bytes; the limit is {self.max_bytes}")
+        elif declared is not None and declared.isdigit() and (len(declared) > 18 or int(declared) > max_bytes):
+            error = ContentTooLarge(f"the request body is {declared[:40]} bytes; the limit is {max_bytes}")
         if error is not None:
             response = problem_response(
                 Request(scope), error.status, error.slug, error.title, error.detail, {"Connection": "close"}
@@ -138,9 +143,9 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 body_done = not message.get("more_body", False)
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     # Raised inside the app's form parsing; FastAPI wraps it and errors.py unwraps it.
-                    raise ContentTooLarge(f"the request body is over the limit of {self.max_bytes} bytes")
+                    raise ContentTooLarge(f"the request body is over the limit of {max_bytes} bytes")
             return message
 
         await self.app(scope, counting_receive, send)

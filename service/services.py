@@ -26,6 +26,7 @@ from service.registry import LoadedModel, ModelRegistry
 from service.style_resolution import StyleFields, StyleSpec, resolve_style
 from service.styles import StyleStore
 from service.stylist import Stylist
+from service.video_jobs import VideoJobs, build_video_jobs
 from service.workers import Admission, CodecPool, until_disconnect, within_deadline
 
 T = TypeVar("T")
@@ -43,6 +44,7 @@ class Services:
     embedder: Embedder
     stylist: Stylist
     admission: Admission
+    videos: VideoJobs
     redis: RedisBackend | None = None  # the shared backend, when ATELIER_REDIS_URL is set
     styles_loaded: int = 0  # registered styles read from the store at start
 
@@ -59,6 +61,7 @@ class Services:
 
     async def close(self) -> None:
         """Stop the batcher and the codec threads (queued work is dropped) and close Redis."""
+        self.videos.close()
         await self.batcher.stop()
         self.codec.shutdown()
         if self.redis is not None:
@@ -103,6 +106,7 @@ async def build_services(settings: Settings, metrics: Metrics | None = None) -> 
         embedder=embedder,
         stylist=Stylist(settings, embedder, metrics, codec, batcher),
         admission=Admission(settings.max_pending, metrics),
+        videos=build_video_jobs(settings, registry, metrics),
         redis=redis_backend,
         styles_loaded=loaded,
     )

@@ -8,7 +8,9 @@ fails the test.
 
 from __future__ import annotations
 
+import io
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
+from websockets.sync.client import connect
 
 from tests.helpers.deploy import Topology
 from tests.helpers.images import encode_image, gradient_image
@@ -132,9 +136,7 @@ def test_style_registered_on_one_replica_is_used_on_another(topology: Topology, 
     style_id = registered["id"]
     fetched = httpx.get(f"{second.url}/v1/styles/{style_id}", timeout=10).json()
     assert fetched == registered  # same embedding, model and created: one record, not three
-    used = httpx.post(
-        second.url + "/v1/stylize", data={"style_id": style_id}, files={"content": CONTENT}, timeout=60
-    )
+    used = httpx.post(second.url + "/v1/stylize", data={"style_id": style_id}, files={"content": CONTENT}, timeout=60)
     assert used.status_code == 200 and used.headers["x-style-id"] == style_id
     again = httpx.post(third.url + "/v1/styles", files={"style": style_bytes}, timeout=60)
     assert again.status_code == 200 and again.json() == registered  # already registered, through another replica
@@ -169,6 +171,27 @@ def test_gateway_passes_request_ids_and_refuses_large_bodies(topology: Topology)
     assert too_large.headers["content-type"] == "application/problem+json"
     assert too_large.json()["type"] == "urn:atelier:problem:content-too-large"
     assert httpx.get(url + "/metrics", timeout=10).status_code == 404  # scraped per replica, not here
+
+
+def test_the_live_websocket_passes_through_the_gateway(topology: Topology) -> None:
+    """/v1/live is upgraded through nginx: the hello, a settings reply and a painted frame come back."""
+    url = topology.gateway.url.replace("http://", "ws://") + "/v1/live"
+    with connect(url, subprotocols=["atelier.live.v1"], open_timeout=10) as ws:  # type: ignore[list-item]
+        assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+        ws.send(json.dumps({"type": "settings", "preset": "1", "max_side": 64}))
+        ws.send(CONTENT)
+        kinds = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            message = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+            if isinstance(message, bytes):
+                break
+            kinds.append(json.loads(message)["type"])
+        else:
+            pytest.fail(f"no painted frame through the gateway; got {kinds}")
+    assert "frame" in kinds, kinds
+    with Image.open(io.BytesIO(message)) as painted:
+        assert max(painted.size) == 64
 
 
 def test_a_replica_killed_under_load(topology: Topology, registered: dict, style_bytes: bytes):
