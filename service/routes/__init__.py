@@ -16,6 +16,7 @@ _DESCRIPTIONS = {
     422: "A field out of range or of the wrong type",
     429: "The bounded queue is full: retry after Retry-After seconds",
     500: "A stored style that does not fit its model (corrupt-style: register its image again)",
+    501: "Not implemented by this install or this server",
     503: "Not ready (models loading, the requested execution provider inactive), a style this replica "
     "has not seen while the shared style registry is unreachable, or style storage that cannot be "
     "written (storage-unavailable): retry after Retry-After seconds",

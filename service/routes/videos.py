@@ -46,6 +46,7 @@ _VIDEO_DESCRIPTIONS = {
     415: "Not a video this server decodes: no video track, audio only, truncated or corrupt",
     422: "A field out of range, or frames smaller than the smallest side",
     429: "ATELIER_VIDEO_MAX_JOBS jobs are queued or running: retry after Retry-After seconds",
+    501: "This install has no video support (the `video` extra: pip install 'atelier[video]')",
 }
 
 
@@ -98,7 +99,7 @@ def _save_and_probe(services: Services, upload: UploadFile, job_id: str) -> Vide
     response_model=VideoJob,
     responses={
         202: {"description": "The job, queued", "headers": {"Location": {"schema": {"type": "string"}}}},
-        **_problems(400, 401, 404, 413, 415, 422, 429, 503),
+        **_problems(400, 401, 404, 413, 415, 422, 429, 501, 503),
     },
 )
 async def submit_video(
