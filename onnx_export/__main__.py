@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from onnx_export.export import GRAPH_FORM
+from onnx_export.export import FORMS, GRAPH_FORM
 from onnx_export.manifest import ManifestError, read_manifest
 from onnx_export.parity import ParityError
 from onnx_export.repository import VersionExistsError, write_model
@@ -39,10 +39,11 @@ def build_defaults(repository: Path) -> None:
     for name, load in PRETRAINED.items():
         folder = repository / name / str(DEFAULT_VERSION)
         try:
-            if read_manifest(folder).graph_form == GRAPH_FORM:
+            manifest = read_manifest(folder)
+            if manifest.graph_form == GRAPH_FORM and manifest.forms == FORMS:
                 log.info("%s is up to date", folder)
                 continue
-            log.warning("rebuilding %s: its graph is not in the %s form", folder, GRAPH_FORM)
+            log.warning("rebuilding %s: its graph is not in the %s form with the forms %s", folder, GRAPH_FORM, FORMS)
         except ManifestError as exc:
             if folder.exists():
                 log.warning("rebuilding %s: %s", folder, exc)

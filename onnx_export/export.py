@@ -24,6 +24,7 @@ from training.networks.transformer import SIZE_MULTIPLE, StyleTransformer
 OPSET = 17
 IR_VERSION = 8  # the lowest IR that carries opset 17; every onnxruntime since 1.13 reads it
 GRAPH_FORM = "polyphase"  # recorded in manifests; the default models are rebuilt when it changes
+FORMS = ["whole", "statistics", "given_statistics"]  # likewise, when a default model lacks one
 
 
 def _export(module: nn.Module, args: tuple[Tensor, ...], path: Path, inputs: list[str], outputs: list[str],

@@ -13,6 +13,9 @@ Tensor contract (all float32, NCHW, RGB in [0, 1]):
   kind "nstyle":    transformer.onnx  content_image [N,3,H,W], embedding [N,E] -> stylized [N,3,H,W]
                     where E is the number of styles and the embedding is a convex weight
                     vector over them (a one-hot row picks one preset).
+  both, for tiling: statistics.onnx        content_image, embedding -> statistics [N,S]
+                    given_statistics.onnx  content_image, embedding, statistics -> stylized
+                    (onnx_export/statistics.py; listed in ``forms``)
 
 H and W must be multiples of ``size_multiple`` and at least ``min_side``: callers pad
 (reflect) and crop back.
@@ -82,7 +85,14 @@ class Manifest(BaseModel):
         default="plain",
         description="how the transformer graph is laid out ('polyphase': onnx_export/polyphase.py); same function",
     )
-    files: dict[str, ModelFile] = Field(description="'transformer' always; 'predictor' for arbitrary models")
+    forms: list[Literal["whole", "statistics", "given_statistics"]] = Field(
+        default_factory=lambda: ["whole"],
+        description="transformer graph forms: 'whole' (transformer.onnx); 'statistics' and 'given_statistics' "
+        "(files of the same roles) for tiled inference with shared instance-norm statistics",
+    )
+    files: dict[str, ModelFile] = Field(
+        description="'transformer' always; 'predictor' for arbitrary models; one file per extra form"
+    )
     presets: list[Preset] = Field(default_factory=list, description="named rows of an nstyle model")
     provenance: Provenance
     architecture: dict[str, object] = Field(default_factory=dict, description="network config, for the record")
@@ -118,6 +128,9 @@ def read_manifest(folder: Path, verify_files: bool = True) -> Manifest:
         raise ManifestError(f"{path} lists no transformer file")
     if manifest.kind == "arbitrary" and "predictor" not in manifest.files:
         raise ManifestError(f"{path}: an arbitrary model needs a predictor file")
+    missing = [form for form in manifest.forms if form != "whole" and form not in manifest.files]
+    if missing:
+        raise ManifestError(f"{path} lists the forms {missing} without their files")
     if verify_files:
         for role, entry in manifest.files.items():
             file = folder / entry.path

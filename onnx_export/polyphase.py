@@ -26,6 +26,8 @@ service pads).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -126,23 +128,34 @@ class PolyphaseTransformer(nn.Module):
         self.register_buffer("last_merge", merge_phases_weight(3, dtype))
 
     def forward(self, content_image: Tensor, embedding: Tensor) -> Tensor:
-        params = iter(self.heads(embedding))
+        return run_polyphase(self, content_image, embedding, conditional_instance_norm)
 
-        def norm(x: Tensor, phases: int = 1) -> Tensor:
-            return conditional_instance_norm(x, *next(params), phases)
 
-        x = F.conv2d(F.pad(content_image, (4, 4, 4, 4), mode="reflect"), self.first_weight, self.first_bias, 2)
-        x = F.relu(norm(x, PHASES) if self.conditional else x)
-        x = F.conv2d(F.pad(x, (1, 0, 1, 0), mode="replicate"), self.second_weight, self.second_bias)
-        x = F.relu(norm(x) if self.conditional else x)
-        x = F.relu(self.third(x, *next(params)) if self.conditional else self.third(x))
-        for first, second in self.residual:
-            x = x + second(F.relu(first(x, *next(params))), *next(params))
-        for weight, merge in ((self.up1_weight, self.up1_merge), (self.up2_weight, self.up2_merge)):
-            x = F.relu(norm(F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), weight), PHASES))
-            x = _merge_phases(x, merge)
-        x = F.conv2d(F.pad(x, (4, 4, 4, 4), mode="reflect"), self.last_weight, stride=2)
-        return _merge_phases(torch.sigmoid(norm(x, PHASES)), self.last_merge)
+# A conditioned layer's normalisation: (x, gamma, beta, phases) -> normalised x. The plain form computes
+# each map's own statistics; onnx_export/statistics.py records them or takes them from outside.
+Norm = Callable[[Tensor, Tensor, Tensor, int], Tensor]
+
+
+def run_polyphase(net: PolyphaseTransformer, content_image: Tensor, embedding: Tensor, norm_fn: Norm) -> Tensor:
+    """The polyphase transformer's body with its conditioned normalisations done by ``norm_fn``, in the
+    heads' order (the same order as ``StyleTransformer.conditioned_layers``)."""
+    params = iter(net.heads(embedding))
+
+    def norm(x: Tensor, phases: int = 1) -> Tensor:
+        return norm_fn(x, *next(params), phases)
+
+    x = F.conv2d(F.pad(content_image, (4, 4, 4, 4), mode="reflect"), net.first_weight, net.first_bias, 2)
+    x = F.relu(norm(x, PHASES) if net.conditional else x)
+    x = F.conv2d(F.pad(x, (1, 0, 1, 0), mode="replicate"), net.second_weight, net.second_bias)
+    x = F.relu(norm(x) if net.conditional else x)
+    x = F.relu(norm(net.third.conv(x)) if net.conditional else net.third(x))
+    for first, second in net.residual:
+        x = x + norm(second.conv(F.relu(norm(first.conv(x)))))
+    for weight, merge in ((net.up1_weight, net.up1_merge), (net.up2_weight, net.up2_merge)):
+        x = F.relu(norm(F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), weight), PHASES))
+        x = _merge_phases(x, merge)
+    x = F.conv2d(F.pad(x, (4, 4, 4, 4), mode="reflect"), net.last_weight, stride=2)
+    return _merge_phases(torch.sigmoid(norm(x, PHASES)), net.last_merge)
 
 
 def _merge_phases(x: Tensor, merge: Tensor) -> Tensor:

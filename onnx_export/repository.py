@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from onnx_export import export, parity
+from onnx_export import export, parity, statistics
 from onnx_export.manifest import Manifest, ModelFile, Preset, Provenance, file_sha256, write_manifest
 from training.checkpoint import StyleModel
 
@@ -36,7 +36,7 @@ def build_manifest(model: StyleModel, name: str, version: int, folder: Path,
         embedding_size=model.transformer.config.embedding_size,
         style_size=model.predictor.config.style_size if model.predictor is not None else None,
         size_multiple=export.SIZE_MULTIPLE, opset=export.OPSET, ir_version=export.IR_VERSION,
-        graph_form=export.GRAPH_FORM,
+        graph_form=export.GRAPH_FORM, forms=[f for f in export.FORMS if f == "whole" or f in files],
         files=entries, presets=[Preset(index=i, name=n) for i, n in enumerate(model.presets)],
         provenance=Provenance(**model.provenance), architecture=architecture, parity=parity_report,
     )
@@ -60,6 +60,8 @@ def write_model(model: StyleModel, repository: Path, name: str, version: int, re
         folder = Path(tmp)
         files = {"transformer": export.export_transformer(model.transformer, folder / "transformer.onnx")}
         report = parity.check_transformer(model, folder / "transformer.onnx", cases)
+        files |= statistics.export_statistics_forms(model.transformer, folder)
+        report |= statistics.check_statistics(model, folder)
         if model.predictor is not None:
             files["predictor"] = export.export_predictor(model.predictor, folder / "predictor.onnx")
             report |= parity.check_predictor(model, folder / "predictor.onnx")

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.runtime import cuda_device_present
@@ -102,7 +102,19 @@ class Settings(BaseSettings):
     max_pixels: int = Field(
         36_000_000, ge=1, le=89_000_000, description="largest decoded image, width x height (checked before decoding)"
     )
-    max_output_side: int = Field(2048, ge=16, description="cap on the longest side of a stylised image")
+    max_output_side: int = Field(
+        8192, ge=16, description="cap on the longest side of a stylised image, and of the network's input"
+    )
+    tile_side: int = Field(
+        2048, ge=64, description="network inputs longer than this on a side run in tiles of at most this side"
+    )
+    tile_overlap: int = Field(64, ge=16, description="least overlap of neighbouring tiles, in network pixels")
+    statistics_side: int = Field(
+        2048, ge=64, description="long side of the thumbnail whose instance-norm statistics the tiles share"
+    )
+    brush_side: int = Field(
+        512, ge=64, description="default stroke_scale: output long side / this, at least 1 (docs/brush.md)"
+    )
     header_timeout_s: float = Field(
         10.0,
         gt=0,
@@ -182,6 +194,12 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="bind address for `python -m service` (HOST overrides)")
     port: int = Field(8000, ge=0, le=65535, description="port for `python -m service` (PORT overrides)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level of the JSON logs")
+
+    @model_validator(mode="after")
+    def _tiles_overlap_less_than_half(self) -> Settings:
+        if 2 * self.tile_overlap >= self.tile_side:
+            raise ValueError(f"tile_overlap {self.tile_overlap} must be under half of tile_side {self.tile_side}")
+        return self
 
     @field_validator("api_keys", mode="before")
     @classmethod

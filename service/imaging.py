@@ -58,13 +58,21 @@ class Decoded(NamedTuple):
 
 
 def decode_for_shrinking(
-    data: bytes, *, max_pixels: int, min_side: int, what: str, short_side: Callable[[int, int], int] | None
+    data: bytes,
+    *,
+    max_pixels: int,
+    min_side: int,
+    what: str,
+    short_side: Callable[[int, int], int] | None,
+    admit: Callable[[int, int], None] | None = None,
 ) -> Decoded:
     """``decode`` for callers that shrink the image anyway: the pixels, maybe reduced, and the full size.
 
     ``short_side(width, height)``, given that full size, is the shorter side the caller needs; a JPEG
     is then decoded at the smallest of its DCT scales (1/2, 1/4, 1/8) that keeps it, in a fraction
-    of a full decode's time. Other formats decode in full. The limits apply to the full size.
+    of a full decode's time. Other formats decode in full. The limits apply to the full size;
+    ``admit(width, height)``, called with the stored size from the header before any pixel is decoded,
+    may raise to refuse work that size would need.
     """
     if not data:
         raise UnsupportedImage(f"the {what} image is empty (0 bytes)")
@@ -86,6 +94,8 @@ def decode_for_shrinking(
             )
         if min(width, height) < min_side:
             raise InvalidField(f"the {what} image is {width}x{height}; each side must be at least {min_side} pixels")
+        if admit is not None:
+            admit(width, height)
         try:
             if short_side is not None:
                 _reduce_jpeg(image, short_side)

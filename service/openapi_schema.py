@@ -34,6 +34,7 @@ BATCH_SCHEMAS: dict[str, dict[str, Any]] = {
             "style_id": {"type": "string", "description": "the style, as in X-Style-Id"},
             "width": {"type": "integer", "description": "output width in pixels"},
             "height": {"type": "integer", "description": "output height in pixels"},
+            "stroke_scale": {"type": "number", "description": "the brush size that ran, as in X-Stroke-Scale"},
             "data": {"type": "string", "format": "byte", "description": "the image, base64"},
             "problem": {"$ref": SCHEMA_REF + "Problem", "description": "why the item failed"},
         },

@@ -29,6 +29,12 @@ class LoadedModel:
     transformer: OnnxModel
     predictor: OnnxModel | None
     warmup_s: float = 0.0
+    statistics_form: OnnxModel | None = None  # the two forms for tiling (onnx_export/statistics.py)
+    given_statistics_form: OnnxModel | None = None
+
+    @property
+    def can_tile(self) -> bool:
+        return self.statistics_form is not None and self.given_statistics_form is not None
 
     @property
     def label(self) -> str:
@@ -58,6 +64,18 @@ class LoadedModel:
             {self._input_name("transformer", 0): content, self._input_name("transformer", 1): embedding}
         )
 
+    def statistics(self, content: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+        """A thumbnail [N,3,h,w] (padded) and embeddings -> every conditioned layer's statistics [N,S]."""
+        assert self.statistics_form is not None
+        return self.statistics_form.run({"content_image": content, "embedding": embedding})
+
+    def transform_given(self, content: np.ndarray, embedding: np.ndarray, statistics: np.ndarray) -> np.ndarray:
+        """``transform`` of a tile, normalised with the given statistics instead of its own."""
+        assert self.given_statistics_form is not None
+        return self.given_statistics_form.run(
+            {"content_image": content, "embedding": embedding, "statistics": statistics}
+        )
+
     def warm_up(self) -> None:
         started = time.perf_counter()
         m = self.manifest
@@ -67,6 +85,10 @@ class LoadedModel:
         )
         if self.predictor is not None and m.style_size:
             self.predict(np.zeros((1, 3, m.style_size, m.style_size), np.float32))
+        if self.can_tile:
+            image = np.zeros((1, 3, side, side), np.float32)
+            vector = np.full((1, m.embedding_size), 1.0 / m.embedding_size, np.float32)
+            self.transform_given(image, vector, self.statistics(image, vector))
         self.warmup_s = time.perf_counter() - started
 
 
@@ -79,7 +101,13 @@ def load_model(
     predictor = None
     if "predictor" in manifest.files:
         predictor = OnnxModel(folder / manifest.files["predictor"].path, preference, intra_op_threads)
-    model = LoadedModel(manifest, transformer, predictor)
+    forms = [
+        OnnxModel(folder / manifest.files[form].path, preference, intra_op_threads, large_pixels)
+        if form in manifest.forms
+        else None
+        for form in ("statistics", "given_statistics")
+    ]
+    model = LoadedModel(manifest, transformer, predictor, 0.0, *forms)
     model.warm_up()
     return model
 

@@ -2,17 +2,21 @@
 
 ``Stylist.run`` does the heavy part: decode and resize on a worker thread, the predictor (on a cache
 miss) and the transformer through the micro-batcher, colour and encode on a worker thread again.
+The network runs at the output size over the stroke scale (service/brush.py), in tiles sharing one
+set of instance-norm statistics when that is larger than a tile (service/tiling.py), and its result
+is brought to the output size guided by the photo (service/upsampling.py), in bands of rows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from service import imaging
+from service import brush, imaging, tiling, upsampling
 from service.batching import BatchKey, MicroBatcher
 from service.config import Settings
 from service.embeddings import Embedder, PendingEmbedding, interpolate
@@ -33,6 +37,7 @@ class StylizeJob:
     max_side: int | None
     format: imaging.OutputFormat
     quality: int
+    stroke_scale: float | None = None  # None: brush.default_stroke_scale
 
 
 @dataclass(frozen=True)
@@ -48,13 +53,15 @@ class StylizeOptions:
     format: imaging.OutputFormat = "png"
     quality: int = 90
     model: str | None = None
+    stroke_scale: float | None = None
 
     def style_fields(self, style: bytes | None, style_id: str | None, preset: str | None) -> StyleFields:
         return StyleFields(style, style_id, preset, self.styles, self.weights, self.model)
 
     def job(self, model: LoadedModel, content: bytes, style: StyleSpec) -> StylizeJob:
         return StylizeJob(
-            model, content, style, self.strength, self.preserve_color, self.max_side, self.format, self.quality
+            model, content, style, self.strength, self.preserve_color, self.max_side, self.format, self.quality,
+            self.stroke_scale,
         )
 
 
@@ -65,6 +72,7 @@ class StylizeResult:
     width: int
     height: int
     style_reference: str
+    stroke_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -72,8 +80,11 @@ class _Prepared:
     """A decoded job, ready for the networks."""
 
     resized: np.ndarray  # uint8 HxWx3 at the output size
-    tensor: np.ndarray  # float32 1x3xHxW of ``resized``
-    padded: np.ndarray  # ``tensor`` reflect-padded to the network's multiple: the batch bucket
+    network: np.ndarray  # uint8 hxwx3 at the network's size (output / stroke scale; ``resized`` at 1)
+    padded: np.ndarray | None  # ``network`` as float32 1x3xhxw reflect-padded: the batch bucket; None when tiled
+    plan: tiling.TilePlan | None  # the tiles, when the network's size is over a tile
+    thumbnail: np.ndarray | None  # padded float32 input of the statistics pass, when tiled
+    stroke_scale: float
     style: PendingEmbedding | None  # None when the job carries its embedding
     identity: PendingEmbedding | None  # P(content), for strength < 1 on arbitrary models
 
@@ -100,7 +111,11 @@ class Stylist:
         assert embedding is not None
         if prepared.identity is not None:
             embedding = interpolate(predicted[-1], embedding, job.strength)
-        stylized = await self.transform(model, prepared.padded, embedding)
+        if prepared.plan is None:
+            assert prepared.padded is not None
+            stylized: np.ndarray = await self.transform(model, prepared.padded, embedding)
+        else:
+            stylized = await self._tiled(model, prepared, embedding)
         reference = prepared.style.key if prepared.style is not None else job.style.reference
         return await self.codec.run(self._finish, job, prepared, stylized, reference)
 
@@ -115,6 +130,33 @@ class Stylist:
         key = BatchKey(model.label, "transformer", (padded.shape[1:], vector.shape[1:]))
         return await self.batcher.run(key, model.transform, padded, vector)
 
+    async def _tiled(self, model: LoadedModel, prepared: _Prepared, embedding: np.ndarray) -> np.ndarray:
+        """The network's output as uint8 hxwx3, tile by tile, every tile normalised with the thumbnail's
+        instance-norm statistics."""
+        assert prepared.plan is not None and prepared.thumbnail is not None
+        vector = np.asarray(embedding, np.float32).reshape(1, -1)
+        thumb = prepared.thumbnail
+        key = BatchKey(model.label, "statistics", (thumb.shape[1:], vector.shape[1:]))
+        statistics = await self.batcher.run(key, model.statistics, thumb, vector)
+        height, width = prepared.network.shape[:2]
+        assembler = tiling.TileAssembler(prepared.plan, height, width)
+
+        async def tile(rows: tiling.Span, columns: tiling.Span) -> np.ndarray:
+            crop = prepared.network[rows.start : rows.stop, columns.start : columns.stop]
+            padded = await self.codec.run(self._network_input, model, crop)
+            key = BatchKey(model.label, "given_statistics", (padded.shape[1:], vector.shape[1:]))
+            out = await self.batcher.run(key, model.transform_given, padded, vector, statistics)
+            return imaging.crop(out, rows.stop - rows.start, columns.stop - columns.start)
+
+        for i, rows in enumerate(prepared.plan.rows):
+            tiles = await asyncio.gather(*(tile(rows, columns) for columns in prepared.plan.columns))
+            await self.codec.run(assembler.add_row, i, tiles)
+        return assembler.out
+
+    @staticmethod
+    def _network_input(model: LoadedModel, image: np.ndarray) -> np.ndarray:
+        return imaging.pad_for_network(imaging.to_tensor(image), model.manifest.size_multiple, model.manifest.min_side)
+
     async def _embedding(self, model: LoadedModel, pending: PendingEmbedding) -> np.ndarray:
         if pending.embedding is not None:
             return pending.embedding
@@ -128,6 +170,29 @@ class Stylist:
     def _timed(self, op: str, started: float) -> None:
         self.metrics.codec_seconds.labels(op).observe(time.perf_counter() - started)
 
+    def _stroke_scale(self, job: StylizeJob, long_side: int) -> float:
+        if job.stroke_scale is not None:
+            return job.stroke_scale
+        return brush.default_stroke_scale(long_side, self.settings.brush_side)
+
+    def _admit(self, job: StylizeJob, width: int, height: int) -> None:
+        """Refuse, from the image's header alone, work the network could not run: a network size over the
+        output cap (a stroke scale under 1 at a large output), or over a tile for a model without tiling."""
+        s = self.settings
+        long_side = max(imaging.output_size(width, height, job.max_side, s.max_output_side))
+        scale = self._stroke_scale(job, long_side)
+        network = brush.network_long_side(long_side, scale)
+        if network > s.max_output_side:
+            raise InvalidField(
+                f"stroke_scale {scale:g} at a {long_side}-pixel output stylises at {network} pixels; "
+                f"the cap is {s.max_output_side} (raise stroke_scale or lower max_side)"
+            )
+        if network > s.tile_side and not job.model.can_tile:
+            raise InvalidField(
+                f"model {job.model.label} has no statistics forms for tiling and cannot stylise {network} pixels "
+                f"on a side (at most {s.tile_side}; re-export it with onnx_export)"
+            )
+
     def _prepare(self, job: StylizeJob) -> _Prepared:
         s = self.settings
         model = job.model
@@ -139,7 +204,8 @@ class Stylist:
 
         started = time.perf_counter()
         decoded = imaging.decode_for_shrinking(
-            job.content, max_pixels=s.max_pixels, min_side=s.min_image_side, what="content", short_side=short_side
+            job.content, max_pixels=s.max_pixels, min_side=s.min_image_side, what="content", short_side=short_side,
+            admit=lambda w, h: self._admit(job, w, h),
         )
         content, (width, height) = decoded.pixels, decoded.full_size
         self._timed("decode", started)
@@ -150,22 +216,66 @@ class Stylist:
 
         started = time.perf_counter()
         out_w, out_h = imaging.output_size(width, height, job.max_side, s.max_output_side)
+        scale = self._stroke_scale(job, max(out_w, out_h))
+        net_w, net_h = brush.network_size(out_w, out_h, scale)
         resized = imaging.resize(content, (out_w, out_h))
-        tensor = imaging.to_tensor(resized)
-        padded = imaging.pad_for_network(tensor, model.manifest.size_multiple, model.manifest.min_side)
+        network = resized if (net_w, net_h) == (out_w, out_h) else imaging.resize(content, (net_w, net_h))
+        del content
+        padded = plan = thumbnail = None
+        if max(net_w, net_h) > s.tile_side:
+            multiple = model.manifest.size_multiple
+            plan = tiling.TilePlan.for_size(net_h, net_w, s.tile_side, s.tile_overlap, multiple)
+            ratio = min(1.0, s.statistics_side / max(net_w, net_h))
+            small = network if ratio == 1.0 else imaging.resize(network, brush.network_size(net_w, net_h, 1 / ratio))
+            thumbnail = self._network_input(model, small)
+        else:
+            padded = self._network_input(model, network)
         self._timed("resize", started)
-        return _Prepared(resized, tensor, padded, style, identity)
+        return _Prepared(resized, network, padded, plan, thumbnail, scale, style, identity)
 
     def _finish(self, job: StylizeJob, prepared: _Prepared, stylized: np.ndarray, reference: str) -> StylizeResult:
         started = time.perf_counter()
-        out_h, out_w = prepared.resized.shape[:2]
-        stylized = imaging.crop(stylized, out_h, out_w)
-        if job.model.kind == "nstyle" and job.strength < 1.0:
-            # No predictor, so no identity embedding: blend the pixels with the content instead.
-            stylized = (1.0 - job.strength) * prepared.tensor + job.strength * stylized
-        result = stylized[0].transpose(1, 2, 0)
-        if job.preserve_color:
-            result = imaging.preserve_color(result, prepared.resized.astype(np.float32) / 255.0)
-        data = imaging.encode(imaging.to_uint8(result), job.format, job.quality)
+        photo = prepared.resized
+        out_h, out_w = photo.shape[:2]
+        net_h, net_w = prepared.network.shape[:2]
+        # The network's output as hxwx3: float32 (whole) or uint8 (tiled).
+        low = imaging.crop(stylized, net_h, net_w)[0].transpose(1, 2, 0) if stylized.ndim == 4 else stylized
+        plain = not job.preserve_color and not (job.model.kind == "nstyle" and job.strength < 1.0)
+        if plain and low.dtype == np.uint8 and low.shape[:2] == (out_h, out_w):
+            out = low  # tiled at stroke_scale 1: the assembled tiles are the output, no second copy
+        else:
+            out = self._render(job, prepared, low)
+        data = imaging.encode(out, job.format, job.quality)
         self._timed("encode", started)
-        return StylizeResult(data, imaging.MEDIA_TYPES[job.format], out_w, out_h, reference)
+        return StylizeResult(
+            data, imaging.MEDIA_TYPES[job.format], out_w, out_h, reference, prepared.stroke_scale
+        )
+
+    def _render(self, job: StylizeJob, prepared: _Prepared, low: np.ndarray) -> np.ndarray:
+        """The output image, uint8, from the network's output ``low``: upsampled, blended, coloured by bands."""
+        photo = prepared.resized
+        out = np.empty((*photo.shape[:2], 3), np.uint8)
+        for rows, band in self._output_bands(low, prepared):
+            if job.model.kind == "nstyle" and job.strength < 1.0:
+                # No predictor, so no identity embedding: blend the pixels with the content instead.
+                band = (1.0 - job.strength) * (photo[rows].astype(np.float32) / 255.0) + job.strength * band
+            if job.preserve_color:
+                band = imaging.preserve_color(band, photo[rows].astype(np.float32) / 255.0)
+            out[rows] = imaging.to_uint8(band)
+        return out
+
+    @staticmethod
+    def _output_bands(low: np.ndarray, prepared: _Prepared) -> Iterator[tuple[slice, np.ndarray]]:
+        """The stylised image at the output size, float32 in [0, 1], in bands of rows."""
+        photo = prepared.resized
+        out_h, out_w = photo.shape[:2]
+        if low.shape[0] <= out_h and low.shape[1] <= out_w and low.shape[:2] != (out_h, out_w):  # a larger brush
+            low_f = low if low.dtype == np.float32 else low.astype(np.float32) / np.float32(255.0)
+            yield from upsampling.guided_upsample_bands(low_f, prepared.network, photo)
+            return
+        if low.shape[:2] != (out_h, out_w):  # a finer brush (stroke_scale < 1): downsample
+            low = imaging.resize(low if low.dtype == np.uint8 else imaging.to_uint8(low), (out_w, out_h))
+        for start in range(0, out_h, upsampling.BAND_ROWS):
+            rows = slice(start, min(start + upsampling.BAND_ROWS, out_h))
+            band = low[rows]
+            yield rows, band.astype(np.float32) / np.float32(255.0) if band.dtype == np.uint8 else band

@@ -40,12 +40,13 @@ Styles: give one style source, once for all images (`style` file, `style_id`, `p
 every image. At most `ATELIER_MAX_BATCH_ITEMS` images per request.
 
 The answer is `multipart/mixed`: one part per item, in order, each with its own `Content-Type`
-and the headers `X-Item-Index`, `X-Status` and `X-Style-Id`. An item that fails (an image that
-does not decode, an unknown style in a pair) is a part with `Content-Type: application/problem+json`
-and its own status; the other items are unaffected and the response is 200. Send
-`response_format=json` (or `Accept: application/json`) for a `BatchResult` JSON document,
-`{"items": [...]}` with base64 images, instead: generated clients parse only that one. A problem
-shared by all items (no content, an unknown shared style, too many items, a full queue) fails the request.
+and the headers `X-Item-Index`, `X-Status`, `X-Style-Id` and `X-Stroke-Scale` (the brush size that
+ran; `stroke_scale` applies to every item). An item that fails (an image that does not decode, an
+unknown style in a pair) is a part with `Content-Type: application/problem+json` and its own status;
+the other items are unaffected and the response is 200. Send `response_format=json` (or
+`Accept: application/json`) for a `BatchResult` JSON document, `{"items": [...]}` with base64 images,
+instead: generated clients parse only that one. A problem shared by all items (no content, an unknown
+shared style, too many items, a full queue) fails the request.
 """
 
 MULTIPART_SCHEMA = {"schema": {"type": "string", "format": "binary"}}
@@ -104,7 +105,12 @@ def _multipart_response(path: str, outcomes: list[Outcome]) -> Response:
             headers |= {"Content-Type": PROBLEM_MEDIA_TYPE, "X-Status": str(outcome.status)}
         else:
             body = outcome.image
-            headers |= {"Content-Type": outcome.media_type, "X-Status": "200", "X-Style-Id": outcome.style_reference}
+            headers |= {
+                "Content-Type": outcome.media_type,
+                "X-Status": "200",
+                "X-Style-Id": outcome.style_reference,
+                "X-Stroke-Scale": f"{outcome.stroke_scale:g}",
+            }
         parts.append((headers, body))
     body, media_type = encode_multipart_mixed(parts)
     return Response(body, media_type=media_type, headers=_summary_headers(outcomes))
@@ -124,6 +130,7 @@ def _json_response(path: str, outcomes: list[Outcome]) -> Response:
                     "style_id": outcome.style_reference,
                     "width": outcome.width,
                     "height": outcome.height,
+                    "stroke_scale": outcome.stroke_scale,
                     "data": base64.b64encode(outcome.image).decode(),
                 }
             )

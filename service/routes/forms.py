@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Form
 
+from service.brush import MAX_STROKE_SCALE, MIN_STROKE_SCALE
 from service.imaging import OutputFormat
 from service.stylist import StylizeOptions
 
@@ -24,6 +25,16 @@ PreserveColor = Annotated[bool, Form(description="keep the content's colours")]
 MaxSide = Annotated[int | None, Form(ge=1, description="longest side of the output, in pixels")]
 Format = Annotated[OutputFormat, Form(description="output image format")]
 Quality = Annotated[int, Form(ge=1, le=100, description="JPEG/WebP quality")]
+StrokeScale = Annotated[
+    float | None,
+    Form(
+        ge=MIN_STROKE_SCALE,
+        le=MAX_STROKE_SCALE,
+        allow_inf_nan=False,
+        description="brush size: 1 = the network's native strokes, 2 = strokes twice as big; default: "
+        "output long side / ATELIER_BRUSH_SIDE, at least 1 (the scale that ran is in X-Stroke-Scale)",
+    ),
+]
 ModelName = Annotated[str | None, Form(max_length=128, description="model name or name/version")]
 
 
@@ -36,8 +47,9 @@ def stylize_options(
     format: Format = "png",
     quality: Quality = 90,
     model: ModelName = None,
+    stroke_scale: StrokeScale = None,
 ) -> StylizeOptions:
-    return StylizeOptions(styles, weights, strength, preserve_color, max_side, format, quality, model)
+    return StylizeOptions(styles, weights, strength, preserve_color, max_side, format, quality, model, stroke_scale)
 
 
 StylizeOptionsDep = Annotated[StylizeOptions, Depends(stylize_options)]

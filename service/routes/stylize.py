@@ -29,7 +29,12 @@ Stylise the `content` image with exactly one style source:
 arbitrary models; N-style models have no predictor, so for presets it blends the output pixels
 with the content instead. `preserve_color` keeps the content's chroma (YCbCr) and stylises the
 luminance only. The output keeps the aspect ratio; its longest side is `max_side` when given,
-otherwise the input's, capped by the server (`ATELIER_MAX_OUTPUT_SIDE`).
+otherwise the input's, capped by the server (`ATELIER_MAX_OUTPUT_SIDE`, 8192 by default).
+`stroke_scale` (0.5..8) is the brush size: the network stylises the photo at the output size over
+it, and the result is brought to the output size by guided upsampling on the full-resolution photo,
+so strokes grow while the photo's edges stay sharp. Its default grows with the output (the scale
+that ran is in `X-Stroke-Scale`). Large outputs run in tiles sharing one set of instance-norm
+statistics, in bounded memory.
 
 `model` names a model (`name` or `name/version`); it defaults to the server's default arbitrary
 model, to the model a `style_id` was registered with, and to the presets model for presets.
@@ -47,6 +52,10 @@ _HEADERS = {
     "X-Model": {"description": "the model that ran, as name/version", "schema": {"type": "string"}},
     "X-Style-Id": {
         "description": "the style: its content-addressed id, preset:<name>, or a comma list for blends",
+        "schema": {"type": "string"},
+    },
+    "X-Stroke-Scale": {
+        "description": "the stroke scale (brush size) that ran: the requested one, or the default for the size",
         "schema": {"type": "string"},
     },
 }
@@ -83,5 +92,9 @@ async def stylize(
     return Response(
         result.image,
         media_type=result.media_type,
-        headers={"X-Model": chosen.label, "X-Style-Id": result.style_reference},
+        headers={
+            "X-Model": chosen.label,
+            "X-Style-Id": result.style_reference,
+            "X-Stroke-Scale": f"{result.stroke_scale:g}",
+        },
     )

@@ -212,7 +212,7 @@ function showResult(blob, response, seconds) {
     const style = response.headers.get("X-Style-Id") || "";
     $("result-caption").textContent =
       `${result.naturalWidth}×${result.naturalHeight} · ${response.headers.get("X-Model")} · ` +
-      `${style} · ${seconds.toFixed(1)} s`;
+      `${style} · brush ${response.headers.get("X-Stroke-Scale") || "1"}× · ${seconds.toFixed(1)} s`;
   };
   result.src = state.resultUrl;
   result.hidden = false;
@@ -238,6 +238,8 @@ async function stylize(event) {
     for (const [name, value] of await styleFields()) form.append(name, value);
     form.append("strength", $("strength").value);
     form.append("preserve_color", String($("preserve-color").checked));
+    // 0 on the slider is "auto": the server's default for the output size (X-Stroke-Scale says which).
+    if (Number($("stroke-scale").value) > 0) form.append("stroke_scale", $("stroke-scale").value);
     if ($("max-side").value) form.append("max_side", $("max-side").value);
     const response = await api("/v1/stylize", { method: "POST", body: form });
     showResult(await response.blob(), response, (performance.now() - started) / 1000);
@@ -556,6 +558,7 @@ document.addEventListener("DOMContentLoaded", () => {
   syncPanels();
   bindOutput("strength", "strength-value", (value) => value.toFixed(2));
   bindOutput("mix", "mix-value", (value) => `${value}% second`);
+  bindOutput("stroke-scale", "stroke-scale-value", (value) => (value > 0 ? `${value.toFixed(1)}×` : "auto"));
   $("stylize-form").addEventListener("submit", stylize);
   setUpLive();
   loadGallery();

@@ -48,10 +48,10 @@ def test_default_manifests(model_repository: Path, name: str) -> None:
         assert onnx.load(str(model_repository / name / "1" / entry.path)).ir_version == manifest.ir_version
     if name == "magenta-mobile":
         assert manifest.kind == "arbitrary" and manifest.embedding_size == 100 and manifest.style_size == 256
-        assert set(manifest.files) == {"predictor", "transformer"}
+        assert set(manifest.files) == {"predictor", "transformer", "statistics", "given_statistics"}
     else:
         assert manifest.kind == "nstyle" and manifest.embedding_size == 26 and len(manifest.presets) == 26
-        assert set(manifest.files) == {"transformer"}
+        assert set(manifest.files) == {"transformer", "statistics", "given_statistics"}
 
 
 # The export checks three cases; this matrix holds every size at batch 1 and 4 to the same

@@ -208,10 +208,10 @@ def test_odd_size_with_arbitrary_model(client: httpx.Client, style_paths) -> Non
 
 
 def test_default_size_is_capped(client: httpx.Client) -> None:
-    # 2100 px wide is above the default cap of 2048: the output longest side is the cap.
-    image = encode_image(Image.new("RGB", (2100, 30), (90, 120, 200)), "PNG")
+    # 8400 px wide is above the default cap of 8192: the output longest side is the cap.
+    image = encode_image(Image.new("RGB", (8400, 30), (90, 120, 200)), "PNG")
     out = ok_image(stylize(client, image, preset="0"))
-    assert out.shape[1] == 2048 and out.shape[0] == 29
+    assert out.shape[1] == 8192 and out.shape[0] == 29
 
 
 @pytest.mark.parametrize(("fmt", "media"), [("png", "image/png"), ("jpeg", "image/jpeg"), ("webp", "image/webp")])

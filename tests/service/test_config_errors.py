@@ -38,7 +38,7 @@ def test_settings_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> N
     defaults = Settings()
     assert defaults.default_model == "magenta-mobile" and defaults.presets_model == "presets-26"
     assert defaults.api_keys == [] and not defaults.auth_enabled
-    assert defaults.max_output_side == 2048 and defaults.providers == "auto"
+    assert defaults.max_output_side == 8192 and defaults.providers == "auto"
     monkeypatch.setenv("ATELIER_API_KEYS", " one, two ,")
     monkeypatch.setenv("ATELIER_MAX_PIXELS", "1000")
     monkeypatch.setenv("ATELIER_PROVIDERS", "cpu")
