@@ -40,6 +40,8 @@ POLL_INTERVAL_S = 0.25  # GET /v1/videos/{id}: cheap (a record read), often enou
 class Client:
     """An Atelier server at ``url``; ``api_key`` defaults to $ATELIER_API_KEY."""
 
+    poll_interval = POLL_INTERVAL_S  # between GET /v1/videos/{id} while a video job runs
+
     def __init__(self, url: str, api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -162,7 +164,6 @@ class Client:
         max_side: int | None = None,
         consistency: float | None = None,
         on_progress: ProgressCallback | None = None,
-        poll_interval: float = POLL_INTERVAL_S,
     ) -> StylizedVideo:
         """A job on the server: POST /v1/videos, poll GET /v1/videos/{id} (``on_progress(done, total)``
         after each poll), then GET .../result into ``output``. An interrupt (Ctrl-C) cancels the job."""
@@ -179,7 +180,7 @@ class Client:
                 files.append(("style", ("style", choice.style, "application/octet-stream")))
             job = self._request("POST", "/v1/videos", data=form, files=files).json()
         try:
-            job = self._wait_video(job, on_progress, poll_interval)
+            job = self._wait_video(job, on_progress, self.poll_interval)
         except KeyboardInterrupt:
             self._http.delete(f"/v1/videos/{job['id']}")  # the server stops rendering it
             raise

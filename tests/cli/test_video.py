@@ -3,6 +3,7 @@ real server; the results are read back with PyAV."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,11 @@ def test_on_a_server_as_a_job(clip: Path, tmp_path: Path, video_server: LiveServ
         assert http.get(f"/v1/videos/{payload['job_id']}").json()["status"] == "done"
 
 
+def test_local_and_client_video_signatures_match() -> None:
+    local, remote = atelier.Local.stylize_video, atelier.Client.stylize_video
+    assert list(inspect.signature(local).parameters) == list(inspect.signature(remote).parameters)
+
+
 def test_python_api_same_method_on_local_and_client(
     clip: Path, tmp_path: Path, video_server: LiveServer, model_repository: Path
 ) -> None:
@@ -93,7 +99,9 @@ def test_not_a_video_is_exit_2_with_one_line(
     )
     assert run.code == 2, run.stderr
     lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("atelier: error: ") and "video" in lines[0].lower(), run.stderr
+    assert (
+        len(lines) == 1 and lines[0].startswith("atelier: error: ") and "Unsupported or undecodable video" in lines[0]
+    ), run.stderr
     assert not (tmp_path / "x.mp4").exists()
 
 
