@@ -6,7 +6,7 @@
         image = client.stylize("photo.jpg", style="painting.jpg")
 
 ``Local`` (in process) and ``Client`` (over HTTP) have the same methods: ``stylize``,
-``stylize_bytes``, ``stylize_many``, ``stylize_batch``, ``register_style``, ``get_style``,
+``stylize_bytes``, ``stylize_many``, ``stylize_batch``, ``stylize_video``, ``register_style``, ``get_style``,
 ``list_styles`` and ``list_models``. Errors are ``ProblemError`` (with ``status`` and ``title``)
 or ``InputError``.
 """
@@ -19,7 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from atelier.errors import AtelierClientError, InputError, ProblemError, ServerUnreachable
-from atelier.inputs import Stylized
+from atelier.inputs import Stylized, StylizedVideo
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -41,6 +41,7 @@ __all__ = [
     "ProblemError",
     "ServerUnreachable",
     "Stylized",
+    "StylizedVideo",
     "stylize",
 ]
 

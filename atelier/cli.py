@@ -43,12 +43,14 @@ MAIN_HELP = """Stylise photos with any painting, a registered style, a preset or
   cat photo.jpg | atelier stylize - --preset 3:0.5,12:0.5 > out.png
   atelier stylize photo.jpg --style painting.jpg --server http://127.0.0.1:8000
   atelier sheet photo.jpg -o sheet.png
+  atelier video clip.mp4 --preset style-07 -o out.mp4
   atelier serve
 
 Runs in process on the local model repository (ATELIER_MODEL_DIR, default ./models) unless
---server (or $ATELIER_SERVER) names a running service. `video` is not here yet: it waits for
-the service's video support. Shell completion: eval "$(_ATELIER_COMPLETE=bash_source atelier)"
-(zsh_source, fish_source for those shells).
+--server (or $ATELIER_SERVER) names a running service (for `video`: a job on that server).
+Video needs the video extra: pip install 'atelier[video]'.
+Shell completion: eval "$(_ATELIER_COMPLETE=bash_source atelier)" (zsh_source, fish_source for
+those shells).
 """
 
 
@@ -398,6 +400,105 @@ def write(item: Item, result: Stylized, as_json: bool, bar: Any) -> None:
         )
     elif bar.disable:
         click.echo(f"{item.label} -> {item.dest} ({result.width}x{result.height})")
+
+
+# -- video ------------------------------------------------------------------------------------------
+
+VIDEO_HELP = """Stylise a video clip (MP4, WebM, MOV, animated GIF) into H.264 MP4, audio copied.
+
+\b
+  atelier video clip.mp4 --preset style-07 -o out.mp4
+  atelier video clip.mp4 --style painting.jpg --max-side 720 --consistency 0.8 -o out.mp4
+  atelier video clip.mp4 --preset 3:0.5,12:0.5 --server http://127.0.0.1:8000 --json
+
+In process it renders as the service's video jobs do (one style embedding for the clip, each
+frame blended with the previous one by optical flow); with --server it is a job there
+(POST /v1/videos), polled until done and downloaded. A progress bar shows on a terminal.
+Without -o the clip is written to ./<name>.stylized.mp4 (Matroska when its audio cannot go
+into MP4; the output file name is kept either way).
+"""
+
+
+@cli.command("video", help=VIDEO_HELP, context_settings=CONTEXT)
+@click.argument("clip", metavar="CLIP")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH", help="output file")
+@click.option("-s", "--style", type=click.Path(path_type=Path), metavar="IMAGE", help="a style image (a painting)")
+@click.option("--style-id", metavar="ID[:W,...]", help="a registered style, or a blend ID:W,ID:W")
+@click.option("-p", "--preset", metavar="P[:W,...]", help="a preset index or name, or a blend 3:0.5,12:0.5")
+@click.option("--model", metavar="NAME[/VERSION]", help="the model (default: the service's choice for the style)")
+@click.option("--strength", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="0 = content, 1 = style")
+@click.option("--preserve-color", is_flag=True, help="keep the clip's colours, stylise the luminance")
+@click.option("--max-side", type=click.IntRange(min=1), metavar="PX", help="longest side of the output frames")
+@click.option(
+    "--consistency",
+    type=click.FloatRange(0, 0.95),
+    help="weight of the previous stylised frame, 0 = frame by frame (default: the service's, 0.9)",
+)
+@server_option
+@api_key_option
+@model_dir_option
+@json_option
+def video_command(
+    clip: str,
+    output: Path | None,
+    style: Path | None,
+    style_id: str | None,
+    preset: str | None,
+    model: str | None,
+    strength: float,
+    preserve_color: bool,
+    max_side: int | None,
+    consistency: float | None,
+    server: str | None,
+    api_key: str | None,
+    model_dir: Path | None,
+    as_json: bool,
+) -> int:
+    from atelier.inputs import image_bytes, video_path
+
+    source = video_path(clip)  # a missing clip is said before any model loads
+    target = output if output is not None else Path(f"{source.stem}.stylized.mp4")
+    fields = style_fields(style, style_id, preset, model)
+    if style is not None:
+        fields["style"] = image_bytes(style, "style image")
+    from tqdm import tqdm
+
+    with (
+        engine(server, api_key, model_dir) as runner,
+        tqdm(unit="frame", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False) as bar,
+    ):
+
+        def on_progress(done: int, total: int) -> None:
+            if bar.total != total:
+                bar.reset(total=total)
+            bar.update(done - bar.n)
+
+        result = runner.stylize_video(
+            source,
+            target,
+            **fields,
+            strength=strength,
+            preserve_color=preserve_color,
+            max_side=max_side,
+            consistency=consistency,
+            on_progress=on_progress,
+        )
+    payload = {
+        "input": clip,
+        "output": str(result.output),
+        "frames": result.frames,
+        "seconds": round(result.seconds, 3),
+        "media_type": result.media_type,
+        "model": result.model,
+        "bytes": result.output.stat().st_size,
+    }
+    if result.job_id is not None:
+        payload["job_id"] = result.job_id
+    if as_json:
+        emit(payload)
+    else:
+        click.echo(f"{clip} -> {result.output} ({result.frames} frames in {result.seconds:.1f} s)")
+    return 0
 
 
 # -- sheet --------------------------------------------------------------------------------------------

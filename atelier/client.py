@@ -9,23 +9,38 @@ from __future__ import annotations
 import base64
 import io
 import os
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import httpx
 from PIL import Image
 
 from atelier.errors import AtelierClientError, ProblemError, ServerUnreachable
-from atelier.inputs import ImageSource, Options, StyleChoice, Stylized, image_bytes
+from atelier.inputs import (
+    ImageSource,
+    Options,
+    ProgressCallback,
+    StyleChoice,
+    Stylized,
+    StylizedVideo,
+    VideoSource,
+    image_bytes,
+    video_path,
+)
 
 API_KEY_ENV = "ATELIER_API_KEY"
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_CONCURRENCY = 4  # requests in flight for stylize_many: the server batches them
+POLL_INTERVAL_S = 0.25  # GET /v1/videos/{id}: cheap (a record read), often enough for a smooth bar
 
 
 class Client:
     """An Atelier server at ``url``; ``api_key`` defaults to $ATELIER_API_KEY."""
+
+    poll_interval = POLL_INTERVAL_S  # between GET /v1/videos/{id} while a video job runs
 
     def __init__(self, url: str, api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
@@ -49,6 +64,10 @@ class Client:
             raise ServerUnreachable(f"no answer from {self.url}: {exc}") from None
         if response.is_success:
             return response
+        self._raise_problem(response)
+
+    @staticmethod
+    def _raise_problem(response: httpx.Response) -> NoReturn:
         try:
             body = response.json()
         except ValueError:
@@ -128,6 +147,72 @@ class Client:
         items = self._request("POST", "/v1/stylize/batch", data=form, files=files).json()["items"]
         model = choice.model or ""
         return [batch_item(item, model) for item in items]
+
+    def stylize_video(
+        self,
+        video: VideoSource,
+        output: str | Path,
+        style: ImageSource | None = None,
+        *,
+        style_id: str | None = None,
+        preset: str | int | None = None,
+        styles: str | Sequence[str] | None = None,
+        weights: str | Sequence[float] | None = None,
+        model: str | None = None,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+        max_side: int | None = None,
+        consistency: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> StylizedVideo:
+        """A job on the server: POST /v1/videos, poll GET /v1/videos/{id} (``on_progress(done, total)``
+        after each poll), then GET .../result into ``output``. An interrupt (Ctrl-C) cancels the job."""
+        choice = StyleChoice.of(style, style_id, preset, styles, weights, model)
+        opts = Options(strength, preserve_color, max_side)
+        source, target = video_path(video), Path(output)
+        started = time.perf_counter()
+        form = {**choice.form(), **{k: v for k, v in opts.form().items() if k not in ("format", "quality")}}
+        if consistency is not None:
+            form["consistency"] = repr(float(consistency))
+        with source.open("rb") as clip:
+            files: list[tuple[str, Any]] = [("video", (source.name, clip, "application/octet-stream"))]
+            if choice.style is not None:
+                files.append(("style", ("style", choice.style, "application/octet-stream")))
+            job = self._request("POST", "/v1/videos", data=form, files=files).json()
+        try:
+            job = self._wait_video(job, on_progress, self.poll_interval)
+        except KeyboardInterrupt:
+            self._http.delete(f"/v1/videos/{job['id']}")  # the server stops rendering it
+            raise
+        if job["status"] != "done":
+            raise ProblemError(500, f"Video job {job['status']}", job.get("error") or "", body=job)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        media_type = self._download(f"/v1/videos/{job['id']}/result", target)
+        seconds = time.perf_counter() - started
+        return StylizedVideo(target, job["frames_total"], media_type, choice.model or "", seconds, job["id"])
+
+    def _wait_video(self, job: dict[str, Any], on_progress: ProgressCallback | None, interval: float) -> dict[str, Any]:
+        while True:
+            if on_progress is not None:
+                on_progress(job["frames_done"], job["frames_total"])
+            if job["status"] not in ("queued", "running"):
+                return job
+            time.sleep(interval)
+            job = self._request("GET", f"/v1/videos/{job['id']}").json()
+
+    def _download(self, path: str, target: Path) -> str:
+        try:
+            with self._http.stream("GET", path) as response:
+                if not response.is_success:
+                    response.read()
+                    self._raise_problem(response)
+                with target.open("wb") as out:
+                    for chunk in response.iter_bytes(1024 * 1024):
+                        out.write(chunk)
+                return response.headers.get("content-type", "")
+        except httpx.TransportError as exc:
+            target.unlink(missing_ok=True)
+            raise ServerUnreachable(f"no answer from {self.url}: {exc}") from None
 
     def register_style(self, style: ImageSource, model: str | None = None) -> dict[str, Any]:
         files = {"style": ("style", image_bytes(style, "style image"), "application/octet-stream")}

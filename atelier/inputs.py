@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -142,3 +142,33 @@ class Stylized:
         """The decoded image (RGB)."""
         with Image.open(io.BytesIO(self.data)) as image:
             return image.convert("RGB")
+
+
+# What the video command and methods take: a clip on disk (MP4, WebM, MOV, animated GIF).
+VideoSource = str | os.PathLike
+# Called after each frame (in process) or each poll (on a server): (frames done, frames in the clip).
+ProgressCallback = Callable[[int, int], None]
+
+
+def video_path(source: VideoSource) -> Path:
+    """The clip's path, checked to be a file (its contents are the service's to judge: 415 if not a video)."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise InputError(f"a video must be a path to a file, not {type(source).__name__}")
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"video {str(path)!r} does not exist")
+    if not path.is_file():
+        raise InputError(f"video {str(path)!r} is a folder, not a video file")
+    return path
+
+
+@dataclass(frozen=True)
+class StylizedVideo:
+    """A stylised clip, written to ``output``: H.264 in MP4 (Matroska when the audio cannot go into MP4)."""
+
+    output: Path
+    frames: int
+    media_type: str
+    model: str
+    seconds: float
+    job_id: str | None = None  # the server's job, for --server; None in process

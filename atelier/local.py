@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AsyncExitStack
@@ -22,10 +23,20 @@ from typing import Any, TypeVar
 from PIL import Image
 
 from atelier.errors import AtelierClientError, InputError, ProblemError
-from atelier.inputs import ImageSource, Options, StyleChoice, Stylized, image_bytes
+from atelier.inputs import (
+    ImageSource,
+    Options,
+    ProgressCallback,
+    StyleChoice,
+    Stylized,
+    StylizedVideo,
+    VideoSource,
+    image_bytes,
+    video_path,
+)
 from onnx_export.manifest import ManifestError
 from service.config import Settings
-from service.errors import PROBLEM_BASE, AtelierError
+from service.errors import PROBLEM_BASE, AtelierError, InvalidField
 from service.routes.styles import list_models as models_route
 from service.routes.styles import list_styles as styles_route
 from service.services import Services, running_services
@@ -189,6 +200,86 @@ class Local:
         for index, result in self.stylize_many(contents, style, **fields):
             results[index] = result
         return results
+
+    def stylize_video(
+        self,
+        video: VideoSource,
+        output: str | Path,
+        style: ImageSource | None = None,
+        *,
+        style_id: str | None = None,
+        preset: str | int | None = None,
+        styles: str | Sequence[str] | None = None,
+        weights: str | Sequence[float] | None = None,
+        model: str | None = None,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+        max_side: int | None = None,
+        consistency: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> StylizedVideo:
+        """Stylise a clip into ``output`` as a video job of POST /v1/videos renders it: the style
+        resolved and embedded once, the clip probed against the ATELIER_VIDEO_MAX_* limits, then
+        ``service.video_render.render`` frame by frame, in this thread. ``on_progress(done, total)``
+        runs after each frame."""
+        choice = StyleChoice.of(style, style_id, preset, styles, weights, model)
+        opts = Options(strength, preserve_color, max_side)
+        source, target = video_path(video), Path(output)
+        services = self.services()
+        s = services.settings
+        try:
+            if max_side is not None and max_side > s.max_output_side:
+                raise InvalidField(f"max_side {max_side} is above this server's cap of {s.max_output_side}")
+            if consistency is not None and not 0.0 <= consistency <= 0.95:
+                raise InvalidField(f"consistency {consistency} is not between 0 and 0.95")
+            chosen, spec = self._submit(self._resolve(services, choice, embed=True)).result()
+            return self._render_video(services, chosen, spec, opts, consistency, source, target, on_progress)
+        except AtelierError as exc:
+            raise problem(exc) from None
+
+    def _render_video(
+        self,
+        services: Services,
+        chosen: Any,
+        spec: StyleSpec,
+        opts: Options,
+        consistency: float | None,
+        source: Path,
+        target: Path,
+        on_progress: ProgressCallback | None,
+    ) -> StylizedVideo:
+        # The service's own video modules (the `video` extra), imported only when a clip is asked for.
+        from service.video_io import VideoLimits, probe
+        from service.video_render import VideoSpec, render
+
+        s = services.settings
+        started = time.perf_counter()
+        limits = VideoLimits(s.video_max_duration_s, s.video_max_frames, s.video_max_pixels, s.min_image_side)
+        info = probe(source, limits)
+        assert spec.embedding is not None  # _resolve(embed=True) embeds a style image
+        video_spec = VideoSpec(
+            model=chosen.label,
+            embedding=[float(x) for x in spec.embedding.reshape(-1)],
+            style_reference=spec.reference,
+            strength=opts.strength,
+            preserve_color=opts.preserve_color,
+            max_side=opts.max_side,
+            consistency=s.video_consistency if consistency is None else consistency,
+        )
+
+        def on_frame(done: int, _seconds: float) -> None:
+            if on_progress is not None:
+                on_progress(done, info.frames)
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            frames = render(
+                chosen, video_spec, source, target, info, s.max_output_side, on_frame, s.video_encoder_threads
+            )
+        except BaseException:
+            target.unlink(missing_ok=True)  # no half-written clip left behind
+            raise
+        return StylizedVideo(target, frames, info.media_type, chosen.label, time.perf_counter() - started, None)
 
     def register_style(self, style: ImageSource, model: str | None = None) -> dict[str, Any]:
         """Predict and store a style's embedding (as POST /v1/styles); the style record."""
