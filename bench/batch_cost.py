@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         "intra_op_threads": settings.ort_intra_op_threads,
     }
     for size in (int(s) for s in args.sizes.split(",")):
-        decoded = imaging.decode(square_jpeg(IMAGES / "content" / "tubingen.jpg", size), max_pixels=10**8,
-                                 min_side=1, what="content")
+        decoded = imaging.decode(
+            square_jpeg(IMAGES / "content" / "tubingen.jpg", size), max_pixels=10**8, min_side=1, what="content"
+        )
         content = imaging.to_tensor(decoded)
         inputs = {b: (np.repeat(content, b, 0), np.repeat(embedding, b, 0)) for b in batches}
         for b in batches:

@@ -113,12 +113,17 @@ def score(outputs: dict[str, dict[str, bytes]], photos: dict[str, bytes], styles
             for name, data in outputs[pair].items():
                 out = array(data)
                 terms = loss(tensor(out), photo_t, grams)
-                rows.setdefault(name, []).append({
-                    "content_loss": float(terms["content"]), "style_loss": float(terms["style"]),
-                    "ssim": ssim(tensor(out), photo_t), "edge_energy": edge_energy(out, photo),
-                })
-    return {name: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} | {"pairs": len(rs)}
-            for name, rs in rows.items()}
+                rows.setdefault(name, []).append(
+                    {
+                        "content_loss": float(terms["content"]),
+                        "style_loss": float(terms["style"]),
+                        "ssim": ssim(tensor(out), photo_t),
+                        "edge_energy": edge_energy(out, photo),
+                    }
+                )
+    return {
+        name: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} | {"pairs": len(rs)} for name, rs in rows.items()
+    }
 
 
 def quality(args: argparse.Namespace, work: Path) -> dict[str, object]:
@@ -141,16 +146,20 @@ def quality(args: argparse.Namespace, work: Path) -> dict[str, object]:
                     outputs[label][name], ran[name] = ours.stylize(photos[label], style.read_bytes(), size, scale)
                 peer_out = work / f"peer-{label}-{size}.png"
                 calls.append({"label": "q", "content": str(path), "style": str(style), "save": str(peer_out)})
-            run_peer(python, {"max_size": size, "warmup": [calls[0]["content"], calls[0]["style"]], "calls": calls},
-                     work)
+            run_peer(
+                python, {"max_size": size, "warmup": [calls[0]["content"], calls[0]["style"]], "calls": calls}, work
+            )
             for call, label in zip(calls, photos, strict=True):
                 outputs[label]["peer"] = Path(call["save"]).read_bytes()
             scores = score(outputs, photos, styles)
             peer = scores["peer"]
             report[f"quality_{size}"] = {
-                "pairs": list(photos), "stroke_scale_ran": ran, "contenders": scores,
-                "default_vs_peer": {k: round(scores["default"][k] / peer[k], 3)
-                                    for k in ("content_loss", "style_loss")},
+                "pairs": list(photos),
+                "stroke_scale_ran": ran,
+                "contenders": scores,
+                "default_vs_peer": {
+                    k: round(scores["default"][k] / peer[k], 3) for k in ("content_loss", "style_loss")
+                },
             }
     finally:
         ours.close()
@@ -166,8 +175,12 @@ def vm_hwm(pid: int) -> int:
 
 def one_request(url: str, content: bytes, style: bytes, side: int, scale: float) -> float:
     started = time.perf_counter()
-    response = httpx.post(url + "/v1/stylize", files={"content": content, "style": style}, timeout=600,
-                          data={"max_side": str(side), "stroke_scale": str(scale), "format": "jpeg"})
+    response = httpx.post(
+        url + "/v1/stylize",
+        files={"content": content, "style": style},
+        timeout=600,
+        data={"max_side": str(side), "stroke_scale": str(scale), "format": "jpeg"},
+    )
     response.raise_for_status()
     elapsed = time.perf_counter() - started
     with Image.open(io.BytesIO(response.content)) as image:
@@ -185,13 +198,18 @@ def memory(args: argparse.Namespace, work: Path) -> dict[str, object]:
             with serve(work, env | {"ATELIER_REQUEST_TIMEOUT_S": "1800"}) as server:
                 base = vm_hwm(server.process.pid)
                 seconds = one_request(server.url, content, style, side, 1.0)
-                report[f"{side}_{kind}"] = {"peak_rss_mb": round(vm_hwm(server.process.pid) / 2**20),
-                                            "idle_rss_mb_before": round(base / 2**20), "seconds": round(seconds, 2)}
+                report[f"{side}_{kind}"] = {
+                    "peak_rss_mb": round(vm_hwm(server.process.pid) / 2**20),
+                    "idle_rss_mb_before": round(base / 2**20),
+                    "seconds": round(seconds, 2),
+                }
                 if side == max(args.memory) and kind == "tiled":
                     small = [one_request(server.url, content, style, 1024, 1.0) for _ in range(3)]
                     report["time_linearity"] = {
-                        "seconds_1024_median": round(float(np.median(small)), 3), "seconds_max": round(seconds, 2),
-                        "side": side, "ratio_to_linear": round(seconds / ((side / 1024) ** 2 * np.median(small)), 3),
+                        "seconds_1024_median": round(float(np.median(small)), 3),
+                        "seconds_max": round(seconds, 2),
+                        "side": side,
+                        "ratio_to_linear": round(seconds / ((side / 1024) ** 2 * np.median(small)), 3),
                     }
     return report
 

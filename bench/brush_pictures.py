@@ -80,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for name, row in scores.items():
         title = "peer (384, upscaled)" if name == "peer" else f"stroke_scale {name.split('_')[1]}"
-        lines.append(f"| {title} | {row['content_loss']:.3g} | {row['style_loss']:.3g} | {row['ssim']:.3f} | "
-                     f"{row['edge_energy']:.2f} |")
+        lines.append(
+            f"| {title} | {row['content_loss']:.3g} | {row['style_loss']:.3g} | {row['ssim']:.3f} | "
+            f"{row['edge_energy']:.2f} |"
+        )
     (REPO / "bench" / "results" / "brush-losses.md").write_text("\n".join(lines) + "\n")
     print(json.dumps(scores, indent=2))
     return 0

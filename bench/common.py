@@ -78,9 +78,13 @@ def multipart_request(host: str, path: str, files: dict[str, bytes], data: dict[
         body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
     for name, content in files.items():
         body += (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}.jpg"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode() + content + b"\r\n"
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}.jpg"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + content
+            + b"\r\n"
+        )
     body += f"--{boundary}--\r\n".encode()
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"

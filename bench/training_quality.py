@@ -57,8 +57,12 @@ def train_for(config: TrainConfig, seconds: float) -> dict[str, float]:
         last = trainer.train_step()
         first = first or last
     trainer.save()
-    return {"steps": trainer.step, "seconds": round(time.perf_counter() - started, 1),
-            "first_step_loss": first["total"] if first else float("nan"), "last_step_loss": last.get("total")}
+    return {
+        "steps": trainer.step,
+        "seconds": round(time.perf_counter() - started, 1),
+        "first_step_loss": first["total"] if first else float("nan"),
+        "last_step_loss": last.get("total"),
+    }
 
 
 def means(report: dict, labels: list[str]) -> dict[str, dict[str, float]]:
@@ -67,8 +71,10 @@ def means(report: dict, labels: list[str]) -> dict[str, dict[str, float]]:
     for name, entry in report["models"].items():
         rows = [r for r in entry["per_pair"] if r["pair"] in labels]
         if rows:
-            out[name] = {k: round(sum(r[k] for r in rows) / len(rows), {"ssim": 4, "seconds": 3}.get(k, 1))
-                         for k in ("content_loss", "style_loss", "ssim", "seconds")} | {"pairs": len(rows)}
+            out[name] = {
+                k: round(sum(r[k] for r in rows) / len(rows), {"ssim": 4, "seconds": 3}.get(k, 1))
+                for k in ("content_loss", "style_loss", "ssim", "seconds")
+            } | {"pairs": len(rows)}
     return out
 
 
@@ -79,8 +85,12 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=192, help="training crop and evaluation size")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--gatys", default="100,500", help="Gatys iteration counts to compare with")
-    parser.add_argument("--eval-styles", type=int, default=2,
-                        help="how many of the 10 training paintings to evaluate on (all 10 on a GPU)")
+    parser.add_argument(
+        "--eval-styles",
+        type=int,
+        default=2,
+        help="how many of the 10 training paintings to evaluate on (all 10 on a GPU)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="atelier-quality-"))
     content, style = split(args.images, work / "train")
@@ -89,11 +99,24 @@ def main() -> int:
     # One evaluation over every pair, so Gatys runs once per pair; N-style models skip the painting
     # they were not trained on (it is not one of their presets).
     pairs = [Pair(c, s) for c in held_out for s in [args.images / "style" / HELD_OUT_STYLE, *trained_styles]]
-    common = dict(content=content, image_size=args.size, batch_size=args.batch_size, workers=2,
-                  checkpoint_every=10**9, sample_every=10**9)
+    common = dict(
+        content=content,
+        image_size=args.size,
+        batch_size=args.batch_size,
+        workers=2,
+        checkpoint_every=10**9,
+        sample_every=10**9,
+    )
 
-    fine_tune = TrainConfig(mode="arbitrary", style=style, out=work / "fine-tune", init="magenta-mobile",
-                            freeze_predictor=True, lr=1e-4, **common)  # type: ignore[arg-type]
+    fine_tune = TrainConfig(
+        mode="arbitrary",
+        style=style,
+        out=work / "fine-tune",
+        init="magenta-mobile",
+        freeze_predictor=True,
+        lr=1e-4,
+        **common,
+    )  # type: ignore[arg-type]
     before_ft = magenta_mobile_model()
     ft_run = train_for(fine_tune, args.seconds)
     nstyle = TrainConfig(mode="nstyle", style=style, out=work / "ten", alpha=0.25, lr=1e-2, **common)  # type: ignore[arg-type]
@@ -110,15 +133,24 @@ def main() -> int:
     report = evaluate(stylizers, pairs, args.size)
     unseen_style = [p.label for p in pairs if p.style.name == HELD_OUT_STYLE]
     seen_style = [p.label for p in pairs if p.style.name != HELD_OUT_STYLE]
-    print(json.dumps({
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "amp_fp16": torch.cuda.is_available(),
-        "size": args.size, "seconds_per_model": args.seconds,
-        "held_out_photos": list(HELD_OUT_CONTENT), "held_out_painting": HELD_OUT_STYLE,
-        "runs": {"fine_tune_magenta_mobile": ft_run, "ten_style_from_scratch": ns_run},
-        "pairs_with_trained_styles": means(report, seen_style),
-        "pairs_with_the_held_out_painting": means(report, unseen_style),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "amp_fp16": torch.cuda.is_available(),
+                "size": args.size,
+                "seconds_per_model": args.seconds,
+                "held_out_photos": list(HELD_OUT_CONTENT),
+                "held_out_painting": HELD_OUT_STYLE,
+                "runs": {"fine_tune_magenta_mobile": ft_run, "ten_style_from_scratch": ns_run},
+                "pairs_with_trained_styles": means(report, seen_style),
+                "pairs_with_the_held_out_painting": means(report, unseen_style),
+            },
+            indent=2,
+        )
+    )
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -1,9 +1,9 @@
 """Command line: build model versions into the repository.
 
-    python -m onnx_export defaults  [--repository models]        # the two embedded models, if missing
-    python -m onnx_export pretrained magenta-mobile --name N --version V
-    python -m onnx_export checkpoint run/ckpt.pt --name N --version V [--replace]
-    python -m onnx_export verify models/magenta-mobile/1
+python -m onnx_export defaults  [--repository models]        # the two embedded models, if missing
+python -m onnx_export pretrained magenta-mobile --name N --version V
+python -m onnx_export checkpoint run/ckpt.pt --name N --version V [--replace]
+python -m onnx_export verify models/magenta-mobile/1
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ def build_defaults(repository: Path) -> None:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m onnx_export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m onnx_export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repository", type=Path, default=DEFAULT_REPOSITORY, help="model repository folder")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("defaults", help="build the embedded default models if missing")
@@ -78,8 +79,15 @@ def run(args: argparse.Namespace) -> None:
         model = PRETRAINED[args.source]() if args.command == "pretrained" else checkpoint.load(args.path)
         name = args.name or args.source
         manifest = write_model(model, args.repository, name, args.version, replace=args.replace)
-        print(json.dumps({"model": manifest.label, "folder": str(args.repository / name / str(args.version)),
-                          "parity": manifest.parity}))
+        print(
+            json.dumps(
+                {
+                    "model": manifest.label,
+                    "folder": str(args.repository / name / str(args.version)),
+                    "parity": manifest.parity,
+                }
+            )
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

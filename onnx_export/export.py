@@ -27,14 +27,28 @@ GRAPH_FORM = "polyphase"  # recorded in manifests; the default models are rebuil
 FORMS = ["whole", "statistics", "given_statistics"]  # likewise, when a default model lacks one
 
 
-def _export(module: nn.Module, args: tuple[Tensor, ...], path: Path, inputs: list[str], outputs: list[str],
-            dynamic_axes: dict[str, dict[int, str]]) -> None:
+def _export(
+    module: nn.Module,
+    args: tuple[Tensor, ...],
+    path: Path,
+    inputs: list[str],
+    outputs: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+) -> None:
     with warnings.catch_warnings():
         # Shape arithmetic in forward() is traced as constants; that is intended (sizes arrive padded).
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(module.eval(), args, str(path), dynamo=False, opset_version=OPSET,
-                          input_names=inputs, output_names=outputs, dynamic_axes=dynamic_axes,
-                          do_constant_folding=True)
+        torch.onnx.export(
+            module.eval(),
+            args,
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=dynamic_axes,
+            do_constant_folding=True,
+        )
     model = onnx.load(str(path))
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model, full_check=True)
@@ -47,12 +61,19 @@ def export_transformer(transformer: StyleTransformer, path: Path) -> tuple[list[
     e = transformer.config.embedding_size
     side = 16 * SIZE_MULTIPLE
     args = (torch.rand(2, 3, side, side + SIZE_MULTIPLE), torch.rand(2, e))
-    axes = {"content_image": {0: "batch", 2: "height", 3: "width"}, "embedding": {0: "batch"},
-            "stylized": {0: "batch", 2: "height", 3: "width"}}
+    axes = {
+        "content_image": {0: "batch", 2: "height", 3: "width"},
+        "embedding": {0: "batch"},
+        "stylized": {0: "batch", 2: "height", 3: "width"},
+    }
     _export(PolyphaseTransformer(transformer.eval()), args, path, ["content_image", "embedding"], ["stylized"], axes)
-    return ([TensorSpec(name="content_image", shape=["batch", 3, "height", "width"]),
-             TensorSpec(name="embedding", shape=["batch", e])],
-            [TensorSpec(name="stylized", shape=["batch", 3, "height", "width"])])
+    return (
+        [
+            TensorSpec(name="content_image", shape=["batch", 3, "height", "width"]),
+            TensorSpec(name="embedding", shape=["batch", e]),
+        ],
+        [TensorSpec(name="stylized", shape=["batch", 3, "height", "width"])],
+    )
 
 
 def export_predictor(predictor: StylePredictor, path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
@@ -60,5 +81,7 @@ def export_predictor(predictor: StylePredictor, path: Path) -> tuple[list[Tensor
     s, e = predictor.config.style_size, predictor.config.embedding_size
     axes = {"style_image": {0: "batch", 2: "height", 3: "width"}, "embedding": {0: "batch"}}
     _export(predictor, (torch.rand(2, 3, s, s),), path, ["style_image"], ["embedding"], axes)
-    return ([TensorSpec(name="style_image", shape=["batch", 3, s, s])],
-            [TensorSpec(name="embedding", shape=["batch", e])])
+    return (
+        [TensorSpec(name="style_image", shape=["batch", 3, s, s])],
+        [TensorSpec(name="embedding", shape=["batch", e])],
+    )

@@ -107,8 +107,10 @@ def check_transformer(model: StyleModel, path: Path, cases: tuple[Case, ...] = E
         torch_out = reference(model.transformer, content, embedding)
         report[f"transformer_{case.label}"] = diff = max_diff(onnx_out, torch_out)
         if onnx_out.shape != torch_out.shape or diff > TOLERANCE:
-            raise ParityError(f"{path.name} at {case.label}: max abs diff {diff:.3g} > {TOLERANCE} "
-                              f"(shapes {onnx_out.shape} vs {torch_out.shape})")
+            raise ParityError(
+                f"{path.name} at {case.label}: max abs diff {diff:.3g} > {TOLERANCE} "
+                f"(shapes {onnx_out.shape} vs {torch_out.shape})"
+            )
     return report
 
 

@@ -24,21 +24,37 @@ class VersionExistsError(Exception):
     """Raised when the target version folder exists and replacing it was not asked for."""
 
 
-def build_manifest(model: StyleModel, name: str, version: int, folder: Path,
-                   files: dict[str, tuple[list, list]], parity_report: dict[str, float]) -> Manifest:
-    entries = {role: ModelFile(path=f"{role}.onnx", sha256=file_sha256(folder / f"{role}.onnx"),
-                               inputs=io[0], outputs=io[1]) for role, io in files.items()}
+def build_manifest(
+    model: StyleModel,
+    name: str,
+    version: int,
+    folder: Path,
+    files: dict[str, tuple[list, list]],
+    parity_report: dict[str, float],
+) -> Manifest:
+    entries = {
+        role: ModelFile(path=f"{role}.onnx", sha256=file_sha256(folder / f"{role}.onnx"), inputs=io[0], outputs=io[1])
+        for role, io in files.items()
+    }
     architecture: dict[str, object] = {"transformer": model.transformer.config.to_dict()}
     if model.predictor is not None:
         architecture["predictor"] = model.predictor.config.to_dict()
     return Manifest(
-        name=name, version=version, kind=model.kind,
+        name=name,
+        version=version,
+        kind=model.kind,
         embedding_size=model.transformer.config.embedding_size,
         style_size=model.predictor.config.style_size if model.predictor is not None else None,
-        size_multiple=export.SIZE_MULTIPLE, opset=export.OPSET, ir_version=export.IR_VERSION,
-        graph_form=export.GRAPH_FORM, forms=[f for f in export.FORMS if f == "whole" or f in files],
-        files=entries, presets=[Preset(index=i, name=n) for i, n in enumerate(model.presets)],
-        provenance=Provenance(**model.provenance), architecture=architecture, parity=parity_report,
+        size_multiple=export.SIZE_MULTIPLE,
+        opset=export.OPSET,
+        ir_version=export.IR_VERSION,
+        graph_form=export.GRAPH_FORM,
+        forms=[f for f in export.FORMS if f == "whole" or f in files],
+        files=entries,
+        presets=[Preset(index=i, name=n) for i, n in enumerate(model.presets)],
+        provenance=Provenance(**model.provenance),
+        architecture=architecture,
+        parity=parity_report,
     )
 
 
@@ -48,8 +64,14 @@ def _current_umask() -> int:
     return mask
 
 
-def write_model(model: StyleModel, repository: Path, name: str, version: int, replace: bool = False,
-                cases: tuple[parity.Case, ...] = parity.EXPORT_CASES) -> Manifest:
+def write_model(
+    model: StyleModel,
+    repository: Path,
+    name: str,
+    version: int,
+    replace: bool = False,
+    cases: tuple[parity.Case, ...] = parity.EXPORT_CASES,
+) -> Manifest:
     """Export, check parity, write the manifest and move the folder into place."""
     target = repository / name / str(version)
     if target.exists() and not replace:

@@ -107,18 +107,31 @@ def export_statistics_forms(transformer: nn.Module, folder: Path) -> dict[str, t
     image = TensorSpec(name="content_image", shape=["batch", 3, "height", "width"])
     vector = TensorSpec(name="embedding", shape=["batch", e])
     stats = TensorSpec(name="statistics", shape=["batch", s])
-    _export(StatisticsForm(polyphase), (content, embedding), folder / "statistics.onnx",
-            ["content_image", "embedding"], ["statistics"],
-            {"content_image": image_axes, "embedding": {0: "batch"}, "statistics": {0: "batch"}})
+    _export(
+        StatisticsForm(polyphase),
+        (content, embedding),
+        folder / "statistics.onnx",
+        ["content_image", "embedding"],
+        ["statistics"],
+        {"content_image": image_axes, "embedding": {0: "batch"}, "statistics": {0: "batch"}},
+    )
     with torch.no_grad():
         example = StatisticsForm(polyphase)(content, embedding)
-    _export(GivenStatisticsForm(polyphase), (content, embedding, example), folder / "given_statistics.onnx",
-            ["content_image", "embedding", "statistics"], ["stylized"],
-            {"content_image": image_axes, "embedding": {0: "batch"}, "statistics": {0: "batch"},
-             "stylized": image_axes})
-    return {"statistics": ([image, vector], [stats]),
-            "given_statistics": ([image, vector, stats],
-                                 [TensorSpec(name="stylized", shape=["batch", 3, "height", "width"])])}
+    _export(
+        GivenStatisticsForm(polyphase),
+        (content, embedding, example),
+        folder / "given_statistics.onnx",
+        ["content_image", "embedding", "statistics"],
+        ["stylized"],
+        {"content_image": image_axes, "embedding": {0: "batch"}, "statistics": {0: "batch"}, "stylized": image_axes},
+    )
+    return {
+        "statistics": ([image, vector], [stats]),
+        "given_statistics": (
+            [image, vector, stats],
+            [TensorSpec(name="stylized", shape=["batch", 3, "height", "width"])],
+        ),
+    }
 
 
 def check_statistics(model: StyleModel, folder: Path, cases: tuple[Case, ...] = STATISTICS_CASES) -> dict[str, float]:
@@ -133,11 +146,14 @@ def check_statistics(model: StyleModel, folder: Path, cases: tuple[Case, ...] = 
         (stats,) = stats_session.run(["statistics"], {"content_image": content, "embedding": embedding})
         exact = reference(statistics_module, content, embedding)
         relative = float(np.max(np.abs(stats.astype(np.float64) - exact) / (1.0 + np.abs(exact))))
-        (out,) = given_session.run(["stylized"], {"content_image": content, "embedding": embedding,
-                                                  "statistics": stats})
+        (out,) = given_session.run(
+            ["stylized"], {"content_image": content, "embedding": embedding, "statistics": stats}
+        )
         diff = max_diff(out, reference(model.transformer, content, embedding))
         report[f"statistics_{case.label}"], report[f"given_statistics_{case.label}"] = relative, diff
         if stats.shape != exact.shape or relative > TOLERANCE or diff > TOLERANCE:
-            raise ParityError(f"statistics forms at {case.label}: statistics relative diff {relative:.3g}, "
-                              f"output max abs diff {diff:.3g} (tolerance {TOLERANCE})")
+            raise ParityError(
+                f"statistics forms at {case.label}: statistics relative diff {relative:.3g}, "
+                f"output max abs diff {diff:.3g} (tolerance {TOLERANCE})"
+            )
     return report

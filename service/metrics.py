@@ -111,9 +111,7 @@ class Metrics:
             registry=r,
         )
 
-        self.video_jobs = Counter(
-            "atelier_video_jobs_total", "video jobs entering each status", ["status"], registry=r
-        )
+        self.video_jobs = Counter("atelier_video_jobs_total", "video jobs entering each status", ["status"], registry=r)
         self.video_frames = Counter("atelier_video_frames_total", "video frames stylised and encoded", registry=r)
         self.video_frame_seconds = Histogram(
             "atelier_video_frame_seconds",

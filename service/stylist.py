@@ -60,7 +60,14 @@ class StylizeOptions:
 
     def job(self, model: LoadedModel, content: bytes, style: StyleSpec) -> StylizeJob:
         return StylizeJob(
-            model, content, style, self.strength, self.preserve_color, self.max_side, self.format, self.quality,
+            model,
+            content,
+            style,
+            self.strength,
+            self.preserve_color,
+            self.max_side,
+            self.format,
+            self.quality,
             self.stroke_scale,
         )
 
@@ -204,7 +211,11 @@ class Stylist:
 
         started = time.perf_counter()
         decoded = imaging.decode_for_shrinking(
-            job.content, max_pixels=s.max_pixels, min_side=s.min_image_side, what="content", short_side=short_side,
+            job.content,
+            max_pixels=s.max_pixels,
+            min_side=s.min_image_side,
+            what="content",
+            short_side=short_side,
             admit=lambda w, h: self._admit(job, w, h),
         )
         content, (width, height) = decoded.pixels, decoded.full_size
@@ -247,9 +258,7 @@ class Stylist:
             out = self._render(job, prepared, low)
         data = imaging.encode(out, job.format, job.quality)
         self._timed("encode", started)
-        return StylizeResult(
-            data, imaging.MEDIA_TYPES[job.format], out_w, out_h, reference, prepared.stroke_scale
-        )
+        return StylizeResult(data, imaging.MEDIA_TYPES[job.format], out_w, out_h, reference, prepared.stroke_scale)
 
     def _render(self, job: StylizeJob, prepared: _Prepared, low: np.ndarray) -> np.ndarray:
         """The output image, uint8, from the network's output ``low``: upsampled, blended, coloured by bands."""

@@ -19,20 +19,48 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_trained_model_is_served_next_to_the_defaults(image_dir: Path, model_repository: Path,
-                                                      tmp_path: Path) -> None:
+def test_trained_model_is_served_next_to_the_defaults(image_dir: Path, model_repository: Path, tmp_path: Path) -> None:
     style = image_dir / "style" / "the_scream.jpg"
     run = tmp_path / "run"
-    Trainer(TrainConfig(mode="single", content=image_dir / "content", style=style, out=run, steps=10,
-                        batch_size=2, image_size=64, lr=1e-2, alpha=0.25, workers=0, checkpoint_every=10,
-                        sample_every=1000)).run()
+    Trainer(
+        TrainConfig(
+            mode="single",
+            content=image_dir / "content",
+            style=style,
+            out=run,
+            steps=10,
+            batch_size=2,
+            image_size=64,
+            lr=1e-2,
+            alpha=0.25,
+            workers=0,
+            checkpoint_every=10,
+            sample_every=1000,
+        )
+    ).run()
     repository = tmp_path / "models"
     repository.mkdir()
     for name in ("magenta-mobile", "presets-26"):  # the defaults, as a deployment would have them
         (repository / name).symlink_to(model_repository / name)
-    export = subprocess.run([sys.executable, "-m", "onnx_export", "--repository", str(repository), "checkpoint",
-                             str(run / "checkpoint.pt"), "--name", "scream-tiny", "--version", "1"],
-                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    export = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "onnx_export",
+            "--repository",
+            str(repository),
+            "checkpoint",
+            str(run / "checkpoint.pt"),
+            "--name",
+            "scream-tiny",
+            "--version",
+            "1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert export.returncode == 0, export.stderr
 
     server = start_server(repository, tmp_path)
@@ -42,8 +70,12 @@ def test_trained_model_is_served_next_to_the_defaults(image_dir: Path, model_rep
         assert any(m["name"] == "scream-tiny" for m in ready["models"]), ready
 
         content = (image_dir / "content" / "golden_gate_sq.jpg").read_bytes()
-        reply = httpx.post(f"{base}/v1/stylize", files={"content": ("photo.jpg", content, "image/jpeg")},
-                           data={"model": "scream-tiny", "preset": "the_scream"}, timeout=60)
+        reply = httpx.post(
+            f"{base}/v1/stylize",
+            files={"content": ("photo.jpg", content, "image/jpeg")},
+            data={"model": "scream-tiny", "preset": "the_scream"},
+            timeout=60,
+        )
         assert reply.status_code == 200, reply.text
         assert reply.headers["X-Model"] == "scream-tiny/1"
         served = decode_rgb(reply.content)

@@ -60,7 +60,8 @@ def to_dict(model: StyleModel, training: dict[str, Any] | None = None) -> dict[s
         "format": FORMAT,
         "kind": model.kind,
         "transformer": {"config": model.transformer.config.to_dict(), "state_dict": model.transformer.state_dict()},
-        "predictor": None if predictor is None
+        "predictor": None
+        if predictor is None
         else {"config": predictor.config.to_dict(), "state_dict": predictor.state_dict()},
         "presets": list(model.presets),
         "provenance": dict(model.provenance),
@@ -80,8 +81,9 @@ def from_dict(data: dict[str, Any], label: str = "checkpoint") -> StyleModel:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise WeightFileError(f"{label} is not an Atelier model checkpoint (format {FORMAT})")
     tcfg = data["transformer"]["config"]
-    transformer = StyleTransformer(TransformerConfig(**{**tcfg, "contract": tuple(tcfg["contract"]),
-                                                        "expand": tuple(tcfg["expand"])}))
+    transformer = StyleTransformer(
+        TransformerConfig(**{**tcfg, "contract": tuple(tcfg["contract"]), "expand": tuple(tcfg["expand"])})
+    )
     transformer.load_state_dict(data["transformer"]["state_dict"])
     predictor = None
     if data["predictor"] is not None:

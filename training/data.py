@@ -83,10 +83,10 @@ def shift_hue(image: Image.Image, delta: float) -> Image.Image:
 class Augment:
     """Magenta's style augmentation (arbitrary_image_stylization training)."""
 
-    brightness: float = 0.8          # add U(-b, b) to [0,1] pixels
+    brightness: float = 0.8  # add U(-b, b) to [0,1] pixels
     saturation: tuple[float, float] = (0.5, 1.5)
-    hue: float = 0.2                 # shift by U(-h, h) of the colour circle
-    flips: bool = True               # left-right and up-down
+    hue: float = 0.2  # shift by U(-h, h) of the colour circle
+    flips: bool = True  # left-right and up-down
     resize: tuple[float, float] = (258 / 256, 456 / 256)  # shorter side, relative to the crop
 
     def __call__(self, image: Image.Image, size: int, rng: np.random.Generator) -> torch.Tensor:

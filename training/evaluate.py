@@ -52,7 +52,7 @@ def ssim(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> float:
     weights = torch.tensor([0.299, 0.587, 0.114], dtype=a.dtype).view(1, 3, 1, 1)
     x, y = (a * weights).sum(1, keepdim=True), (b * weights).sum(1, keepdim=True)
     coords = torch.arange(window, dtype=a.dtype) - window // 2
-    g = torch.exp(-coords**2 / (2 * sigma**2))
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
     g = (g / g.sum()).view(1, 1, 1, -1)
 
     def blur(t: Tensor) -> Tensor:
@@ -70,7 +70,7 @@ def square_style(style: Tensor, size: int) -> Tensor:
     h, w = style.shape[-2:]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    crop = style[..., top:top + side, left:left + side]
+    crop = style[..., top : top + side, left : left + side]
     return F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
@@ -102,8 +102,10 @@ def onnx_stylizer(folder: Path) -> Stylize:
     from onnx_export.manifest import read_manifest
 
     manifest = read_manifest(folder)
-    sessions = {role: ort.InferenceSession(str(folder / f.path), providers=["CPUExecutionProvider"])
-                for role, f in manifest.files.items()}
+    sessions = {
+        role: ort.InferenceSession(str(folder / f.path), providers=["CPUExecutionProvider"])
+        for role, f in manifest.files.items()
+    }
     names = [p.name for p in manifest.presets]
 
     def run(content: Tensor, style: Tensor, name: str) -> Tensor | None:
@@ -143,20 +145,30 @@ def evaluate(stylizers: dict[str, Stylize], pairs: list[Pair], size: int) -> dic
             seconds = time.perf_counter() - started
             with torch.no_grad():
                 terms = loss(out, content, loss.style_targets(style))
-            rows.append({"pair": pair.label, "content_loss": float(terms["content"]),
-                         "style_loss": float(terms["style"]), "ssim": ssim(out, content), "seconds": seconds})
+            rows.append(
+                {
+                    "pair": pair.label,
+                    "content_loss": float(terms["content"]),
+                    "style_loss": float(terms["style"]),
+                    "ssim": ssim(out, content),
+                    "seconds": seconds,
+                }
+            )
         results[label] = {
             "pairs": len(rows),
-            **{k: float(np.mean([r[k] for r in rows])) if rows else None
-               for k in ("content_loss", "style_loss", "ssim", "seconds")},
+            **{
+                k: float(np.mean([r[k] for r in rows])) if rows else None
+                for k in ("content_loss", "style_loss", "ssim", "seconds")
+            },
             "per_pair": rows,
         }
     return {"size": size, "pairs": [p.label for p in pairs], "models": results}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m training.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--content", type=Path, required=True, help="folder of content photos")
     parser.add_argument("--style", type=Path, required=True, help="folder of style images (or one image)")
     parser.add_argument("--size", type=int, default=256, help="longest side of the content images")

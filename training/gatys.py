@@ -46,14 +46,18 @@ class GatysConfig:
 
 
 def rgb_to_yuv(x: Tensor) -> Tensor:
-    m = torch.tensor([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]],
-                     dtype=x.dtype, device=x.device)
+    m = torch.tensor(
+        [[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]],
+        dtype=x.dtype,
+        device=x.device,
+    )
     return torch.einsum("ij,njhw->nihw", m, x)
 
 
 def yuv_to_rgb(x: Tensor) -> Tensor:
-    m = torch.tensor([[1.0, 0.0, 1.13983], [1.0, -0.39465, -0.58060], [1.0, 2.03211, 0.0]],
-                     dtype=x.dtype, device=x.device)
+    m = torch.tensor(
+        [[1.0, 0.0, 1.13983], [1.0, -0.39465, -0.58060], [1.0, 2.03211, 0.0]], dtype=x.dtype, device=x.device
+    )
     return torch.einsum("ij,njhw->nihw", m, x)
 
 
@@ -67,8 +71,13 @@ def keep_colors(stylized: Tensor, content: Tensor) -> Tensor:
 def fit(image: Tensor, longest: int) -> Tensor:
     h, w = image.shape[-2:]
     scale = longest / max(h, w)
-    return F.interpolate(image, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bilinear",
-                         align_corners=False, antialias=True)
+    return F.interpolate(
+        image,
+        size=(max(1, round(h * scale)), max(1, round(w * scale))),
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )
 
 
 class Gatys:
@@ -78,20 +87,24 @@ class Gatys:
         self.config = config or GatysConfig()
         self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         weights = LossWeights()
-        weights = LossWeights(content=weights.content,
-                              style={k: self.config.style_weight for k in weights.style},
-                              total_variation=weights.total_variation)
+        weights = LossWeights(
+            content=weights.content,
+            style={k: self.config.style_weight for k in weights.style},
+            total_variation=weights.total_variation,
+        )
         self.loss = PerceptualLoss(load_vgg19("avg").to(self.device), weights)
 
     def losses(self, image: Tensor, content: Tensor, style: Tensor) -> dict[str, float]:
         """The loss terms of ``image`` (already at the content size) for reporting."""
         with torch.no_grad():
-            terms = self.loss(image.to(self.device), content.to(self.device),
-                              self.loss.style_targets(style.to(self.device)))
+            terms = self.loss(
+                image.to(self.device), content.to(self.device), self.loss.style_targets(style.to(self.device))
+            )
         return {k: float(v) for k, v in terms.items()}
 
-    def stylize(self, content: Tensor, style: Tensor,
-                on_step: Callable[[int, dict[str, float]], None] | None = None) -> Tensor:
+    def stylize(
+        self, content: Tensor, style: Tensor, on_step: Callable[[int, dict[str, float]], None] | None = None
+    ) -> Tensor:
         """content [1,3,H,W], style [1,3,h,w] in [0,1] -> stylised [1,3,H',W'] at the last scale."""
         config = self.config
         generator = torch.Generator().manual_seed(config.seed)
@@ -100,17 +113,24 @@ class Gatys:
         for scale in config.scales:
             target = fit(content, scale).to(self.device)
             if image is None:
-                image = target.clone() if config.init == "content" else \
-                    torch.rand(target.shape, generator=generator).to(self.device)
+                image = (
+                    target.clone()
+                    if config.init == "content"
+                    else torch.rand(target.shape, generator=generator).to(self.device)
+                )
             else:
                 image = F.interpolate(image, size=target.shape[-2:], mode="bilinear", align_corners=False)
             image = self._optimise(image.detach(), target, grams, on_step)
         assert image is not None
-        return keep_colors(image, fit(content, config.scales[-1]).to(self.device)) if config.preserve_color \
-            else image
+        return keep_colors(image, fit(content, config.scales[-1]).to(self.device)) if config.preserve_color else image
 
-    def _optimise(self, image: Tensor, content: Tensor, grams: dict[str, Tensor],
-                  on_step: Callable[[int, dict[str, float]], None] | None) -> Tensor:
+    def _optimise(
+        self,
+        image: Tensor,
+        content: Tensor,
+        grams: dict[str, Tensor],
+        on_step: Callable[[int, dict[str, float]], None] | None,
+    ) -> Tensor:
         """L-BFGS runs its iterations in one call (its curvature history must not restart), with
         the image unconstrained as in Gatys et al. and clamped at the end; Adam clamps every step."""
         image.requires_grad_(True)
@@ -129,8 +149,14 @@ class Gatys:
 
         if config.optimizer == "lbfgs":
             optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
-                [image], max_iter=config.steps, max_eval=round(config.steps * 1.25), history_size=50,
-                tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+                [image],
+                max_iter=config.steps,
+                max_eval=round(config.steps * 1.25),
+                history_size=50,
+                tolerance_grad=0.0,
+                tolerance_change=0.0,
+                line_search_fn="strong_wolfe",
+            )
             optimizer.step(closure)
         else:
             optimizer = torch.optim.Adam([image], lr=config.lr)
@@ -148,8 +174,9 @@ def save_image(image: Tensor, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m training.gatys", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m training.gatys", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("content", type=Path)
     parser.add_argument("style", type=Path)
     parser.add_argument("-o", "--output", type=Path, required=True)
@@ -164,14 +191,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     scales = tuple(int(s) for s in args.scales.split(",")) if args.scales else (args.size or 512,)
-    config = GatysConfig(steps=args.steps, optimizer=args.optimizer, lr=args.lr, scales=scales,
-                         style_weight=args.style_weight, init=args.init, preserve_color=args.preserve_color,
-                         seed=args.seed)
+    config = GatysConfig(
+        steps=args.steps,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        scales=scales,
+        style_weight=args.style_weight,
+        init=args.init,
+        preserve_color=args.preserve_color,
+        seed=args.seed,
+    )
     content, style = to_tensor(load_rgb(args.content))[None], to_tensor(load_rgb(args.style))[None]
     from tqdm import tqdm
 
     gatys = Gatys(config)
     with tqdm(unit="eval", dynamic_ncols=True) as bar:
+
         def report(evaluation: int, terms: dict[str, float]) -> None:
             bar.update(1)
             bar.set_postfix(style=f"{terms['style']:.3g}", content=f"{terms['content']:.3g}")

@@ -22,8 +22,12 @@ from torch import Tensor
 from training.networks.vgg import VGG19
 
 CONTENT_LAYERS: dict[str, float] = {"block3_conv4": 1.0}
-STYLE_LAYERS: dict[str, float] = {"block1_conv2": 0.5e-3, "block2_conv2": 0.5e-3,
-                                  "block3_conv4": 0.5e-3, "block4_conv4": 0.5e-3}
+STYLE_LAYERS: dict[str, float] = {
+    "block1_conv2": 0.5e-3,
+    "block2_conv2": 0.5e-3,
+    "block3_conv4": 0.5e-3,
+    "block4_conv4": 0.5e-3,
+}
 TV_WEIGHT = 1e4
 
 
@@ -46,14 +50,15 @@ def gram_matrix(features: Tensor) -> Tensor:
 
 
 def content_loss(features: dict[str, Tensor], targets: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
-    return sum((w * (features[k] - targets[k]).pow(2).mean() for k, w in weights.items()),
-               start=torch.zeros(()))
+    return sum((w * (features[k] - targets[k]).pow(2).mean() for k, w in weights.items()), start=torch.zeros(()))
 
 
 def style_loss(features: dict[str, Tensor], target_grams: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
     """Target Grams broadcast over the batch: [N,C,C] per image, or [1,C,C] for one style."""
-    return sum((w * (gram_matrix(features[k]) - target_grams[k]).pow(2).mean() for k, w in weights.items()),
-               start=torch.zeros(()))
+    return sum(
+        (w * (gram_matrix(features[k]) - target_grams[k]).pow(2).mean() for k, w in weights.items()),
+        start=torch.zeros(()),
+    )
 
 
 def total_variation(images: Tensor) -> Tensor:

@@ -73,8 +73,11 @@ class TrainConfig:
     amp: bool = True  # mixed precision, CUDA only
 
     def loss_weights(self) -> LossWeights:
-        return LossWeights(content={k: self.content_weight for k in CONTENT_LAYERS},
-                           style={k: self.style_weight for k in STYLE_LAYERS}, total_variation=self.tv_weight)
+        return LossWeights(
+            content={k: self.content_weight for k in CONTENT_LAYERS},
+            style={k: self.style_weight for k in STYLE_LAYERS},
+            total_variation=self.tv_weight,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
@@ -148,12 +151,19 @@ def build_model(config: TrainConfig, presets: list[str]) -> StyleModel:
 
         return magenta_mobile_model()
     if config.mode == "arbitrary":
-        return StyleModel("arbitrary", StyleTransformer(TransformerConfig.ghiasi(config.alpha)),
-                          StylePredictor(PredictorConfig(backbone=config.backbone)),
-                          provenance={"source": f"trained from scratch ({config.out})", "licence": "yours"})
+        return StyleModel(
+            "arbitrary",
+            StyleTransformer(TransformerConfig.ghiasi(config.alpha)),
+            StylePredictor(PredictorConfig(backbone=config.backbone)),
+            provenance={"source": f"trained from scratch ({config.out})", "licence": "yours"},
+        )
     base = TransformerConfig.ghiasi(config.alpha)
-    return StyleModel("nstyle", build_nstyle(len(presets), base), presets=presets,
-                      provenance={"source": f"trained from scratch ({config.out})", "licence": "yours"})
+    return StyleModel(
+        "nstyle",
+        build_nstyle(len(presets), base),
+        presets=presets,
+        provenance={"source": f"trained from scratch ({config.out})", "licence": "yours"},
+    )
 
 
 def endless(loader: DataLoader) -> Iterator[Tensor]:
@@ -162,10 +172,19 @@ def endless(loader: DataLoader) -> Iterator[Tensor]:
 
 
 def loader(dataset: ImageFolder, config: TrainConfig, env: Distributed, start_step: int) -> Iterator[Tensor]:
-    sampler = ResumableSampler(len(dataset), config.seed, env.rank, env.world,
-                               start=start_step * config.batch_size * env.world)
-    return endless(DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
-                              persistent_workers=config.workers > 0, pin_memory=torch.cuda.is_available()))
+    sampler = ResumableSampler(
+        len(dataset), config.seed, env.rank, env.world, start=start_step * config.batch_size * env.world
+    )
+    return endless(
+        DataLoader(
+            dataset,
+            batch_size=config.batch_size,
+            sampler=sampler,
+            num_workers=config.workers,
+            persistent_workers=config.workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+    )
 
 
 class Trainer:
@@ -207,8 +226,7 @@ class Trainer:
 
     def fixed_styles(self) -> Tensor:
         size = self.config.image_size
-        return torch.stack([to_tensor(resize_shorter(load_rgb(p), size).crop((0, 0, size, size)))
-                            for p in self.styles])
+        return torch.stack([to_tensor(resize_shorter(load_rgb(p), size).crop((0, 0, size, size))) for p in self.styles])
 
     def style_batch(self) -> tuple[Tensor, dict[str, Tensor]]:
         """(style input of the network, target Grams), one style per content image."""
@@ -238,8 +256,12 @@ class Trainer:
     def save(self) -> None:
         if not self.env.main:
             return
-        training = {"step": self.step, "optimizer": self.optimizer.state_dict(),
-                    "scaler": self.scaler.state_dict(), "config": self.config.to_dict()}
+        training = {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "config": self.config.to_dict(),
+        }
         checkpoint.save(self.model, self.config.out / "checkpoint.pt", training)
 
     def sample_grid(self) -> None:
@@ -258,8 +280,10 @@ class Trainer:
                 columns = [self.net(rows, s.expand(3, -1, -1, -1)) for s in styles]
             else:
                 n = len(self.styles)
-                columns = [self.net(rows, torch.nn.functional.one_hot(torch.full((3,), i), n).float()
-                                    .to(self.device)) for i in range(min(n, 4))]
+                columns = [
+                    self.net(rows, torch.nn.functional.one_hot(torch.full((3,), i), n).float().to(self.device))
+                    for i in range(min(n, 4))
+                ]
         self.net.train(was_training)
         tiles = torch.cat([rows] + columns, dim=3)  # [3 rows, 3, S, S*(1+columns)]
         image = torch.cat(list(tiles), dim=1).clamp(0, 1).mul(255).byte().permute(1, 2, 0).cpu().numpy()
@@ -303,8 +327,11 @@ class Trainer:
         gathered = [torch.zeros_like(digest) for _ in range(self.env.world)]
         dist.all_gather(gathered, digest)
         if self.env.main:
-            report = {"world_size": self.env.world, "step": self.step,
-                      "checksums": [g.cpu().tolist() for g in gathered]}
+            report = {
+                "world_size": self.env.world,
+                "step": self.step,
+                "checksums": [g.cpu().tolist() for g in gathered],
+            }
             (self.config.out / "distributed.json").write_text(json.dumps(report, indent=2))
 
 
@@ -352,16 +379,25 @@ def progress_bar(total: int, initial: int, enabled: bool) -> Any:
 
 
 def parse_args(argv: list[str]) -> tuple[TrainConfig, bool]:
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     defaults = TrainConfig("arbitrary", Path(), Path(), Path())
     parser.add_argument("--mode", choices=["arbitrary", "nstyle", "single"], required=True)
     parser.add_argument("--content", type=Path, required=True, help="folder of photos (recursive)")
     parser.add_argument("--style", type=Path, required=True, help="paintings folder, or one image for single")
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    for name in ("steps", "batch_size", "image_size", "checkpoint_every", "sample_every", "log_every",
-                 "workers", "seed"):
+    for name in (
+        "steps",
+        "batch_size",
+        "image_size",
+        "checkpoint_every",
+        "sample_every",
+        "log_every",
+        "workers",
+        "seed",
+    ):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     for name in ("lr", "alpha", "content_weight", "style_weight", "tv_weight"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))

@@ -41,10 +41,19 @@ def main() -> int:
     path = parser.parse_args().output
     path.parent.mkdir(parents=True, exist_ok=True)
     transformer = magenta_mobile_model().eval().transformer
-    axes = {"content_image": {0: "batch", 2: "height", 3: "width"}, "embedding": {0: "batch"},
-            "stylized": {0: "batch", 2: "height", 3: "width"}}
-    _export(HalfTransformer(transformer), (torch.rand(2, 3, 64, 68), torch.rand(2, 100)), path,
-            ["content_image", "embedding"], ["stylized"], axes)
+    axes = {
+        "content_image": {0: "batch", 2: "height", 3: "width"},
+        "embedding": {0: "batch"},
+        "stylized": {0: "batch", 2: "height", 3: "width"},
+    }
+    _export(
+        HalfTransformer(transformer),
+        (torch.rand(2, 3, 64, 68), torch.rand(2, 100)),
+        path,
+        ["content_image", "embedding"],
+        ["stylized"],
+        axes,
+    )
     print(path)
     return 0
 

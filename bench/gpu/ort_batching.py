@@ -98,8 +98,11 @@ def throughput(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], seconds
         sess.run(None, feeds)
         runs += 1
     elapsed = time.perf_counter() - started
-    return {"images_per_s": round(batch * runs / elapsed, 2), "ms_per_batch": round(1000 * elapsed / runs, 2),
-            "runs": runs}
+    return {
+        "images_per_s": round(batch * runs / elapsed, 2),
+        "ms_per_batch": round(1000 * elapsed / runs, 2),
+        "runs": runs,
+    }
 
 
 def main() -> int:
@@ -115,8 +118,12 @@ def main() -> int:
     style = image(args.models / "style.jpg", 256)
     (embedding,) = session(args.models / "predictor.onnx").run(None, {"style_image": style})
     content = image(args.models / "content.jpg", args.size)
-    report: dict[str, object] = {"onnxruntime": ort.__version__, "available": ort.get_available_providers(),
-                                 "size": args.size, "results": {}}
+    report: dict[str, object] = {
+        "onnxruntime": ort.__version__,
+        "available": ort.get_available_providers(),
+        "size": args.size,
+        "results": {},
+    }
     outputs = {}
     for precision in ("fp32", "fp16"):
         path = args.models / f"transformer_{precision}.onnx"
@@ -124,8 +131,10 @@ def main() -> int:
         outputs[precision] = sess.run(None, {"content_image": content, "embedding": embedding})[0]
         report["results"][precision] = {  # type: ignore[index]
             "provider": sess.get_providers()[0],
-            **{f"batch_{b}": throughput(sess, batched_feeds(content, embedding, int(b), False), args.seconds)
-               for b in args.batches.split(",")},
+            **{
+                f"batch_{b}": throughput(sess, batched_feeds(content, embedding, int(b), False), args.seconds)
+                for b in args.batches.split(",")
+            },
         }
         if args.uint8:
             sess = session(uint8_io(path))
@@ -134,12 +143,17 @@ def main() -> int:
             report["results"][f"{precision}_uint8"] = {  # type: ignore[index]
                 "provider": sess.get_providers()[0],
                 "max_levels_from_host_rounding": int(np.abs(pixels.astype(int) - on_host).max()),
-                **{f"batch_{b}": throughput(sess, batched_feeds(content, embedding, int(b), True), args.seconds)
-                   for b in args.batches.split(",")},
+                **{
+                    f"batch_{b}": throughput(sess, batched_feeds(content, embedding, int(b), True), args.seconds)
+                    for b in args.batches.split(",")
+                },
             }
     drift = np.abs(outputs["fp16"] - outputs["fp32"])
-    report["fp16_vs_fp32"] = {"max_abs": float(drift.max()), "mean_abs": float(drift.mean()),
-                              "finite": bool(np.isfinite(outputs["fp16"]).all())}
+    report["fp16_vs_fp32"] = {
+        "max_abs": float(drift.max()),
+        "mean_abs": float(drift.mean()),
+        "finite": bool(np.isfinite(outputs["fp16"]).all()),
+    }
     print(json.dumps(report, indent=2))
     return 0
 

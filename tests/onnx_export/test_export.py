@@ -62,24 +62,29 @@ MATRIX_MAX, MATRIX_MEAN = TOLERANCE, 1e-6
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["magenta-mobile", "presets-26"])
 @pytest.mark.parametrize(("height", "width"), [(256, 256), (480, 640), (1024, 1024)])
-def test_exported_transformer_matches_pytorch_batch_1_and_4(model_repository: Path,
-                                                            pytorch_models: dict[str, StyleModel],
-                                                            name: str, height: int, width: int) -> None:
+def test_exported_transformer_matches_pytorch_batch_1_and_4(
+    model_repository: Path, pytorch_models: dict[str, StyleModel], name: str, height: int, width: int
+) -> None:
     model = pytorch_models[name]
     content, embedding = load_images("content", 4, height, width), embeddings_for(model, 4)
     expected = reference(model.transformer, content, embedding)
     sess = session(model_repository / name / "1" / "transformer.onnx")
     (batched,) = sess.run(["stylized"], {"content_image": content, "embedding": embedding})
-    singles = np.concatenate([sess.run(["stylized"], {"content_image": content[i:i + 1],
-                                                      "embedding": embedding[i:i + 1]})[0] for i in range(4)])
+    singles = np.concatenate(
+        [
+            sess.run(["stylized"], {"content_image": content[i : i + 1], "embedding": embedding[i : i + 1]})[0]
+            for i in range(4)
+        ]
+    )
     for out in (batched, singles):
         assert out.shape == (4, 3, height, width)
         diff = np.abs(out - expected)
         assert diff.max() <= MATRIX_MAX and diff.mean() <= MATRIX_MEAN, (diff.max(), diff.mean())
 
 
-def test_exported_predictor_matches_pytorch_on_batches(model_repository: Path,
-                                                       pytorch_models: dict[str, StyleModel]) -> None:
+def test_exported_predictor_matches_pytorch_on_batches(
+    model_repository: Path, pytorch_models: dict[str, StyleModel]
+) -> None:
     model = pytorch_models["magenta-mobile"]
     assert model.predictor is not None
     style = load_images("style", 5, 256, 256)
@@ -88,9 +93,9 @@ def test_exported_predictor_matches_pytorch_on_batches(model_repository: Path,
     assert np.abs(ours - reference(model.predictor, style)).max() <= TOLERANCE
 
 
-def test_parity_check_catches_a_graph_that_computes_something_else(tmp_path: Path,
-                                                                   pytorch_models: dict[str, StyleModel],
-                                                                   model_repository: Path) -> None:
+def test_parity_check_catches_a_graph_that_computes_something_else(
+    tmp_path: Path, pytorch_models: dict[str, StyleModel], model_repository: Path
+) -> None:
     """The magenta transformer file checked against different weights must fail loudly."""
     other = magenta_mobile_model()
     other.transformer.heads.beta[-1].bias.data += 0.01  # shifts the output before the sigmoid
@@ -113,8 +118,12 @@ def test_tampered_file_fails_sha256(tmp_path: Path, model_repository: Path) -> N
 
 def random_arbitrary(alpha: float, backbone: str) -> StyleModel:
     predictor = StylePredictor(PredictorConfig(backbone=backbone))  # type: ignore[arg-type]
-    return StyleModel("arbitrary", StyleTransformer(TransformerConfig.ghiasi(alpha)), predictor,
-                      provenance={"source": "random init (test)", "licence": "n/a"})
+    return StyleModel(
+        "arbitrary",
+        StyleTransformer(TransformerConfig.ghiasi(alpha)),
+        predictor,
+        provenance={"source": "random init (test)", "licence": "n/a"},
+    )
 
 
 @pytest.mark.slow
@@ -125,8 +134,9 @@ def test_paper_architecture_alpha1_inception_exports_and_runs(tmp_path: Path) ->
     assert manifest.architecture["transformer"]["contract"] == (32, 64, 128)  # type: ignore[index]
     folder = tmp_path / "paper-random" / "1"
     embedding = session(folder / "predictor.onnx").run(None, {"style_image": load_images("style", 2, 256, 256)})[0]
-    out = session(folder / "transformer.onnx").run(None, {"content_image": load_images("content", 2, 60, 88),
-                                                          "embedding": embedding})[0]
+    out = session(folder / "transformer.onnx").run(
+        None, {"content_image": load_images("content", 2, 60, 88), "embedding": embedding}
+    )[0]
     assert embedding.shape == (2, 100) and out.shape == (2, 3, 60, 88)
 
 
@@ -136,12 +146,25 @@ def test_checkpoint_to_model_folder_through_the_cli(tmp_path: Path) -> None:
     checkpoint.save(model, path, training={"step": 3})
     restored = checkpoint.load(path)
     content, embedding = load_images("content", 1, 64, 64), embeddings_for(model, 1)
-    np.testing.assert_array_equal(reference(restored.transformer, content, embedding),
-                                  reference(model.transformer, content, embedding))
+    np.testing.assert_array_equal(
+        reference(restored.transformer, content, embedding), reference(model.transformer, content, embedding)
+    )
 
     def export(*extra: str) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "onnx_export", "--repository", str(tmp_path / "models"),
-               "checkpoint", str(path), "--name", "mine", "--version", "3", *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "onnx_export",
+            "--repository",
+            str(tmp_path / "models"),
+            "checkpoint",
+            str(path),
+            "--name",
+            "mine",
+            "--version",
+            "3",
+            *extra,
+        ]
         return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
 
     first = export()

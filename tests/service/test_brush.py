@@ -94,8 +94,9 @@ def test_the_default_stroke_scale_is_the_documented_one(brush_server: LiveServer
 
 
 @pytest.mark.parametrize("value", ["0.1", "9", "nan", "inf", "-1", "big"])
-def test_stroke_scale_out_of_range_is_a_422_problem(brush_server: LiveServer, photo: bytes, starry: bytes,
-                                                     value: str) -> None:
+def test_stroke_scale_out_of_range_is_a_422_problem(
+    brush_server: LiveServer, photo: bytes, starry: bytes, value: str
+) -> None:
     response = stylize(brush_server, photo, starry, stroke_scale=value)
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")

@@ -34,8 +34,9 @@ def test_two_processes_serve_share_styles_and_both_log_json_lines(
         # in one is found by the other.
         for _ in range(12):
             with server.client() as client:
-                reply = client.post("/v1/stylize", files={"content": content},
-                                    data={"style_id": style_id, "max_side": "64"})
+                reply = client.post(
+                    "/v1/stylize", files={"content": content}, data={"style_id": style_id, "max_side": "64"}
+                )
                 assert reply.status_code == 200, reply.text
                 listed = client.get("/v1/styles").json()
                 assert [s["id"] for s in listed["items"]] == [style_id], listed
@@ -43,8 +44,12 @@ def test_two_processes_serve_share_styles_and_both_log_json_lines(
         for _ in range(4):
             with server.client() as client:
                 samples = scrape(client.get("/metrics").text)
-            assert samples[("atelier_http_requests_total", (("method", "POST"), ("route", "/v1/stylize"),
-                                                            ("status", "200")))] == 12
+            assert (
+                samples[
+                    ("atelier_http_requests_total", (("method", "POST"), ("route", "/v1/stylize"), ("status", "200")))
+                ]
+                == 12
+            )
             assert samples[("atelier_jobs_in_flight", ())] == 0
             loaded = {labels for name, labels in samples if name == "atelier_model_info"}
             assert loaded and all("pid" not in dict(labels) for labels in loaded), loaded
@@ -81,8 +86,9 @@ def test_a_killed_process_is_replaced_and_its_jobs_leave_the_in_flight_gauge(
         assert len(replaced) == 2, replaced
         assert in_flight(server) == 0
         with server.client() as client:
-            reply = client.post("/v1/stylize", files={"content": big, "style": style_paths[0].read_bytes()},
-                                data={"max_side": "64"})
+            reply = client.post(
+                "/v1/stylize", files={"content": big, "style": style_paths[0].read_bytes()}, data={"max_side": "64"}
+            )
         assert reply.status_code == 200, reply.text
     finally:
         stop_server(server)

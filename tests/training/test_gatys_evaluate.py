@@ -34,8 +34,9 @@ def test_gatys_lowers_style_loss_by_a_large_factor(image_dir: Path, optimizer: s
     content = image(image_dir / "content" / "golden_gate_sq.jpg", 96)
     style = image(image_dir / "style" / "starry_night.jpg", 96)
     steps = 40 if optimizer == "lbfgs" else 150
-    gatys = Gatys(GatysConfig(steps=steps, optimizer=optimizer, lr=0.03, scales=(96,), style_size=96),
-                  device=torch.device("cpu"))
+    gatys = Gatys(
+        GatysConfig(steps=steps, optimizer=optimizer, lr=0.03, scales=(96,), style_size=96), device=torch.device("cpu")
+    )
     before = gatys.losses(content, content, style)["style"]
     out = gatys.stylize(content, style)
     after = gatys.losses(out, content, style)["style"]
@@ -64,16 +65,34 @@ def test_ssim_is_one_for_identical_images_and_lower_for_noise(image_dir: Path) -
 @pytest.mark.slow
 def test_a_styles_own_model_beats_an_untrained_network(image_dir: Path, tmp_path: Path) -> None:
     style = image_dir / "style" / "starry_night.jpg"
-    cfg = TrainConfig(mode="single", content=image_dir / "content", style=style, out=tmp_path / "run",
-                      steps=80, batch_size=2, image_size=64, lr=1e-2, alpha=0.25, workers=0,
-                      checkpoint_every=80, sample_every=1000)
+    cfg = TrainConfig(
+        mode="single",
+        content=image_dir / "content",
+        style=style,
+        out=tmp_path / "run",
+        steps=80,
+        batch_size=2,
+        image_size=64,
+        lr=1e-2,
+        alpha=0.25,
+        workers=0,
+        checkpoint_every=80,
+        sample_every=1000,
+    )
     Trainer(cfg).run()
     trained = checkpoint.load(tmp_path / "run" / "checkpoint.pt")
     untrained = StyleModel("nstyle", build_nstyle(1, trained.transformer.config), presets=["starry_night"])
     write_model(trained, tmp_path / "models", "starry", 1, cases=(Case(1, 64, 64),))
     pairs = [Pair(c, style) for c in sorted((image_dir / "content").glob("*_sq.jpg"))]
-    report = evaluate({"trained": checkpoint_stylizer(trained), "untrained": checkpoint_stylizer(untrained),
-                       "exported": onnx_stylizer(tmp_path / "models" / "starry" / "1")}, pairs, 96)
+    report = evaluate(
+        {
+            "trained": checkpoint_stylizer(trained),
+            "untrained": checkpoint_stylizer(untrained),
+            "exported": onnx_stylizer(tmp_path / "models" / "starry" / "1"),
+        },
+        pairs,
+        96,
+    )
     models = report["models"]
     print(json.dumps({k: {m: v[m] for m in ("style_loss", "content_loss", "ssim")} for k, v in models.items()}))
     assert models["trained"]["pairs"] == len(pairs) == 3
@@ -84,8 +103,20 @@ def test_a_styles_own_model_beats_an_untrained_network(image_dir: Path, tmp_path
 def test_evaluate_cli_prints_json_for_gatys(image_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "c").mkdir()
     Image.open(image_dir / "content" / "eiffel_tower.jpg").save(tmp_path / "c" / "eiffel.png")
-    cmd = [sys.executable, "-m", "training.evaluate", "--content", str(tmp_path / "c"),
-           "--style", str(image_dir / "style" / "bricks_sq.jpg"), "--size", "64", "--gatys", "5", "--summary"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "training.evaluate",
+        "--content",
+        str(tmp_path / "c"),
+        "--style",
+        str(image_dir / "style" / "bricks_sq.jpg"),
+        "--size",
+        "64",
+        "--gatys",
+        "5",
+        "--summary",
+    ]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

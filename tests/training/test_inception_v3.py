@@ -33,13 +33,15 @@ def model() -> InceptionV3Features:
     return randomise_batch_norm(InceptionV3Features()).eval()  # type: ignore[return-value]
 
 
-@pytest.mark.parametrize(("n", "h", "w", "out"), [
-    (2, 256, 256, (14, 14)),   # the predictor's style size: 256 -> 127 -> 125 -> 62 -> 60 -> 29 -> 14
-    (1, 160, 224, (8, 12)),    # non-square
-    (1, 43, 43, (1, 1)),       # the smallest input
-])
-def test_mixed_6e_sizes_match_tf_slim(model: InceptionV3Features, n: int, h: int, w: int,
-                                      out: tuple[int, int]) -> None:
+@pytest.mark.parametrize(
+    ("n", "h", "w", "out"),
+    [
+        (2, 256, 256, (14, 14)),  # the predictor's style size: 256 -> 127 -> 125 -> 62 -> 60 -> 29 -> 14
+        (1, 160, 224, (8, 12)),  # non-square
+        (1, 43, 43, (1, 1)),  # the smallest input
+    ],
+)
+def test_mixed_6e_sizes_match_tf_slim(model: InceptionV3Features, n: int, h: int, w: int, out: tuple[int, int]) -> None:
     with torch.no_grad():
         features = model(torch.rand(n, 3, h, w))
     assert features.shape == (n, model.out_channels, *out) and model.out_channels == 768
@@ -49,8 +51,10 @@ def test_mixed_6e_sizes_match_tf_slim(model: InceptionV3Features, n: int, h: int
 def test_every_stage_has_the_size_of_the_paper_table(model: InceptionV3Features) -> None:
     """299x299 through each stage, as in Szegedy et al. 2016 table 1 and slim: catches a SAME/VALID mix-up."""
     sizes: dict[str, tuple[int, ...]] = {}
-    hooks = [child.register_forward_hook(lambda module, args, out, name=name: sizes.update({name: out.shape[1:]}))
-             for name, child in model.named_children()]
+    hooks = [
+        child.register_forward_hook(lambda module, args, out, name=name: sizes.update({name: out.shape[1:]}))
+        for name, child in model.named_children()
+    ]
     try:
         with torch.no_grad():
             model(torch.rand(1, 3, 299, 299))
@@ -58,11 +62,19 @@ def test_every_stage_has_the_size_of_the_paper_table(model: InceptionV3Features)
         for hook in hooks:
             hook.remove()
     assert sizes == {
-        "Conv2d_1a_3x3": (32, 149, 149), "Conv2d_2a_3x3": (32, 147, 147), "Conv2d_2b_3x3": (64, 147, 147),
-        "Conv2d_3b_1x1": (80, 73, 73), "Conv2d_4a_3x3": (192, 71, 71),  # max pools: 147 -> 73, 71 -> 35
-        "Mixed_5b": (256, 35, 35), "Mixed_5c": (288, 35, 35), "Mixed_5d": (288, 35, 35),
-        "Mixed_6a": (768, 17, 17), "Mixed_6b": (768, 17, 17), "Mixed_6c": (768, 17, 17),
-        "Mixed_6d": (768, 17, 17), "Mixed_6e": (768, 17, 17),
+        "Conv2d_1a_3x3": (32, 149, 149),
+        "Conv2d_2a_3x3": (32, 147, 147),
+        "Conv2d_2b_3x3": (64, 147, 147),
+        "Conv2d_3b_1x1": (80, 73, 73),
+        "Conv2d_4a_3x3": (192, 71, 71),  # max pools: 147 -> 73, 71 -> 35
+        "Mixed_5b": (256, 35, 35),
+        "Mixed_5c": (288, 35, 35),
+        "Mixed_5d": (288, 35, 35),
+        "Mixed_6a": (768, 17, 17),
+        "Mixed_6b": (768, 17, 17),
+        "Mixed_6c": (768, 17, 17),
+        "Mixed_6d": (768, 17, 17),
+        "Mixed_6e": (768, 17, 17),
     }
 
 
@@ -81,8 +93,13 @@ def test_parameter_count_is_inception_v3_up_to_mixed_6e() -> None:
 
 def test_state_dict_uses_torchvision_names() -> None:
     keys = set(InceptionV3Features().state_dict())
-    for key in ("Conv2d_1a_3x3.conv.weight", "Conv2d_4a_3x3.bn.running_var", "Mixed_5b.branch_pool.conv.weight",
-                "Mixed_6a.branch3x3dbl_3.conv.weight", "Mixed_6e.branch7x7dbl_5.bn.bias"):
+    for key in (
+        "Conv2d_1a_3x3.conv.weight",
+        "Conv2d_4a_3x3.bn.running_var",
+        "Mixed_5b.branch_pool.conv.weight",
+        "Mixed_6a.branch3x3dbl_3.conv.weight",
+        "Mixed_6e.branch7x7dbl_5.bn.bias",
+    ):
         assert key in keys
     assert not any(key.startswith(("Mixed_7", "AuxLogits", "fc")) for key in keys)
 
@@ -114,10 +131,16 @@ def test_gradients_reach_the_input_and_every_parameter() -> None:
 
 def test_onnx_export_with_dynamic_batch_and_size_matches_pytorch(model: InceptionV3Features, tmp_path: Path) -> None:
     path = tmp_path / "inception_v3.onnx"
-    torch.onnx.export(model, (torch.rand(2, 3, 128, 128),), str(path), dynamo=False, opset_version=17,
-                      input_names=["image"], output_names=["features"],
-                      dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                    "features": {0: "batch", 2: "h", 3: "w"}})
+    torch.onnx.export(
+        model,
+        (torch.rand(2, 3, 128, 128),),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["image"],
+        output_names=["features"],
+        dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "features": {0: "batch", 2: "h", 3: "w"}},
+    )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(1)
     for shape in [(2, 3, 128, 128), (2, 3, 160, 224), (1, 3, 99, 131)]:

@@ -10,8 +10,9 @@ from training.networks.mobilenet_v2 import MobileNetV2Features, SameConv, same_p
 from training.networks.predictor import PredictorConfig, StylePredictor
 
 
-@pytest.mark.parametrize(("size", "stride", "before", "after"),
-                         [(256, 2, 0, 1), (255, 2, 1, 1), (7, 1, 1, 1), (8, 2, 0, 1), (9, 2, 1, 1)])
+@pytest.mark.parametrize(
+    ("size", "stride", "before", "after"), [(256, 2, 0, 1), (255, 2, 1, 1), (7, 1, 1, 1), (8, 2, 0, 1), (9, 2, 1, 1)]
+)
 def test_same_padding_matches_tensorflow(size: int, stride: int, before: int, after: int) -> None:
     # TF puts the odd extra pixel after (bottom/right)
     assert same_padding(size, kernel=3, stride=stride) == (before, after)

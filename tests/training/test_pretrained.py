@@ -62,19 +62,22 @@ def contents() -> np.ndarray:
     return load_images("content", 6, 384, 384)
 
 
-def test_port_equals_float_copy_of_the_original_graph(magenta: StyleModel, styles: np.ndarray,
-                                                      contents: np.ndarray) -> None:
+def test_port_equals_float_copy_of_the_original_graph(
+    magenta: StyleModel, styles: np.ndarray, contents: np.ndarray
+) -> None:
     predictor = original("predictor", optimize=False, float_copy=True)
     transformer = original("transformer", optimize=False, float_copy=True)
     assert magenta.predictor is not None
     for c, s in PAIRS[::4]:
-        (ref_e,) = predictor.run(None, {"style_image": nhwc(styles[s:s + 1])})
+        (ref_e,) = predictor.run(None, {"style_image": nhwc(styles[s : s + 1])})
         ref_e = ref_e.reshape(1, 100)
-        (ref_out,) = transformer.run(None, {"content_image": nhwc(contents[c:c + 1]),
-                                             "mobilenet_conv/Conv/BiasAdd": ref_e.reshape(1, 1, 1, 100)})
+        (ref_out,) = transformer.run(
+            None,
+            {"content_image": nhwc(contents[c : c + 1]), "mobilenet_conv/Conv/BiasAdd": ref_e.reshape(1, 1, 1, 100)},
+        )
         with torch.no_grad():
-            e = magenta.predictor(torch.from_numpy(styles[s:s + 1])).numpy()
-            out = magenta.transformer(torch.from_numpy(contents[c:c + 1]), torch.from_numpy(ref_e)).numpy()
+            e = magenta.predictor(torch.from_numpy(styles[s : s + 1])).numpy()
+            out = magenta.transformer(torch.from_numpy(contents[c : c + 1]), torch.from_numpy(ref_e)).numpy()
         assert np.abs(e - ref_e).max() < 1e-4
         diff = np.abs(out - ref_out.transpose(0, 3, 1, 2))
         assert diff.mean() < 1e-5 and diff.max() < 1e-3, (diff.mean(), diff.max())
@@ -85,15 +88,17 @@ def test_predictor_agrees_with_int8_original(magenta: StyleModel, styles: np.nda
     assert magenta.predictor is not None
     with torch.no_grad():
         ours = magenta.predictor(torch.from_numpy(styles)).numpy()
-    theirs = np.concatenate([session.run(None, {"style_image": nhwc(styles[i:i + 1])})[0].reshape(1, 100)
-                             for i in range(len(styles))])
+    theirs = np.concatenate(
+        [session.run(None, {"style_image": nhwc(styles[i : i + 1])})[0].reshape(1, 100) for i in range(len(styles))]
+    )
     cosine = (ours * theirs).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
     print(f"predictor cosine vs int8 original: min {cosine.min():.4f} mean {cosine.mean():.4f}")
     assert cosine.min() >= 0.99
 
 
-def test_transformer_agrees_with_int8_original_within_its_noise(magenta: StyleModel, styles: np.ndarray,
-                                                                contents: np.ndarray) -> None:
+def test_transformer_agrees_with_int8_original_within_its_noise(
+    magenta: StyleModel, styles: np.ndarray, contents: np.ndarray
+) -> None:
     session = original("transformer")
     assert magenta.predictor is not None
     diffs, random_diffs = [], []
@@ -104,16 +109,19 @@ def test_transformer_agrees_with_int8_original_within_its_noise(magenta: StyleMo
     with torch.no_grad():
         embeddings = magenta.predictor(torch.from_numpy(styles)).numpy()
     for c, s in PAIRS:
-        content, e = contents[c:c + 1], embeddings[s:s + 1]
-        (theirs,) = session.run(None, {"content_image": nhwc(content),
-                                       "mobilenet_conv/Conv/BiasAdd": e.reshape(1, 1, 1, 100)})
+        content, e = contents[c : c + 1], embeddings[s : s + 1]
+        (theirs,) = session.run(
+            None, {"content_image": nhwc(content), "mobilenet_conv/Conv/BiasAdd": e.reshape(1, 1, 1, 100)}
+        )
         with torch.no_grad():
             ours = magenta.transformer(torch.from_numpy(content), torch.from_numpy(e)).numpy()
             rand = random_net(torch.from_numpy(content), torch.from_numpy(e)).numpy()
         diffs.append(np.abs(nhwc(ours) - theirs).mean())
         random_diffs.append(np.abs(nhwc(rand) - theirs).mean())
-    print(f"transformer mean abs diff vs int8 original at 384x384 over {len(PAIRS)} pairs: "
-          f"mean {np.mean(diffs):.4f} max {np.max(diffs):.4f} (random weights: {np.mean(random_diffs):.3f})")
+    print(
+        f"transformer mean abs diff vs int8 original at 384x384 over {len(PAIRS)} pairs: "
+        f"mean {np.mean(diffs):.4f} max {np.max(diffs):.4f} (random weights: {np.mean(random_diffs):.3f})"
+    )
     assert np.mean(diffs) < 0.07 and np.max(diffs) < 0.1
     assert np.mean(random_diffs) > 3 * np.mean(diffs)  # the check can tell real weights from noise
 
@@ -126,7 +134,7 @@ def test_presets26_matches_original(contents: np.ndarray) -> None:
         weights = np.zeros(26, np.float32)
         weights[style] = 1.0
         for i in range(2):
-            (theirs,) = session.run(None, {"image": content[i:i + 1], "style_weights": weights})
+            (theirs,) = session.run(None, {"image": content[i : i + 1], "style_weights": weights})
             with torch.no_grad():
-                ours = model.transformer(torch.from_numpy(content[i:i + 1]), torch.from_numpy(weights[None])).numpy()
+                ours = model.transformer(torch.from_numpy(content[i : i + 1]), torch.from_numpy(weights[None])).numpy()
             assert np.abs(ours - theirs).mean() < 1e-3

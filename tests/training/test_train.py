@@ -22,9 +22,22 @@ REPO = Path(__file__).resolve().parents[2]
 
 def config(image_dir: Path, out: Path, mode: str, **overrides: object) -> TrainConfig:
     style = image_dir / "style" / "starry_night.jpg" if mode == "single" else image_dir / "style"
-    base = TrainConfig(mode=mode, content=image_dir / "content", style=style, out=out,  # type: ignore[arg-type]
-                       steps=30, batch_size=2, image_size=64, lr=1e-2, alpha=0.25, backbone="mobilenet_v2",
-                       checkpoint_every=1000, sample_every=1000, log_every=1, workers=0)
+    base = TrainConfig(
+        mode=mode,
+        content=image_dir / "content",
+        style=style,
+        out=out,  # type: ignore[arg-type]
+        steps=30,
+        batch_size=2,
+        image_size=64,
+        lr=1e-2,
+        alpha=0.25,
+        backbone="mobilenet_v2",
+        checkpoint_every=1000,
+        sample_every=1000,
+        log_every=1,
+        workers=0,
+    )
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 
@@ -52,20 +65,25 @@ def held_out_loss(trainer: Trainer, image_dir: Path) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("mode", "overrides"), [
-    ("single", {}),
-    ("nstyle", {"steps": 50}),
-    ("arbitrary", {"lr": 1e-3, "steps": 40}),
-    ("arbitrary", {"lr": 1e-4, "init": "magenta-mobile", "freeze_predictor": True, "steps": 40}),
-])
+@pytest.mark.parametrize(
+    ("mode", "overrides"),
+    [
+        ("single", {}),
+        ("nstyle", {"steps": 50}),
+        ("arbitrary", {"lr": 1e-3, "steps": 40}),
+        ("arbitrary", {"lr": 1e-4, "init": "magenta-mobile", "freeze_predictor": True, "steps": 40}),
+    ],
+)
 def test_training_lowers_the_loss(image_dir: Path, tmp_path: Path, mode: str, overrides: dict[str, object]) -> None:
     cfg = config(image_dir, tmp_path, mode, **overrides)
     trainer = Trainer(cfg)
     before = held_out_loss(trainer, image_dir)
     losses = losses_of(trainer, cfg.steps)
     after = held_out_loss(trainer, image_dir)
-    print(f"{mode} {overrides}: held-out loss {before:.4g} -> {after:.4g}; "
-          f"training loss {np.mean(losses[:5]):.4g} -> {np.mean(losses[-5:]):.4g}")
+    print(
+        f"{mode} {overrides}: held-out loss {before:.4g} -> {after:.4g}; "
+        f"training loss {np.mean(losses[:5]):.4g} -> {np.mean(losses[-5:]):.4g}"
+    )
     assert after < 0.7 * before
 
 
@@ -95,10 +113,34 @@ def test_run_writes_logs_samples_and_a_servable_checkpoint(image_dir: Path, tmp_
 @pytest.mark.slow
 def test_torchrun_two_ranks_with_gloo_keep_identical_weights(image_dir: Path, tmp_path: Path) -> None:
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "training.train", "--mode", "single",
-           "--content", str(image_dir / "content"), "--style", str(image_dir / "style" / "the_scream.jpg"),
-           "--out", str(tmp_path), "--steps", "3", "--batch-size", "1", "--image-size", "64", "--alpha", "0.25",
-           "--workers", "0", "--lr", "1e-2"]
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "training.train",
+        "--mode",
+        "single",
+        "--content",
+        str(image_dir / "content"),
+        "--style",
+        str(image_dir / "style" / "the_scream.jpg"),
+        "--out",
+        str(tmp_path),
+        "--steps",
+        "3",
+        "--batch-size",
+        "1",
+        "--image-size",
+        "64",
+        "--alpha",
+        "0.25",
+        "--workers",
+        "0",
+        "--lr",
+        "1e-2",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -42,7 +42,7 @@ def test_samples_in_a_batch_are_independent() -> None:
     content, embedding = torch.rand(3, 3, 32, 48), torch.randn(3, 100)
     with torch.no_grad():
         batched = model(content, embedding)
-        single = torch.cat([model(content[i:i + 1], embedding[i:i + 1]) for i in range(3)])
+        single = torch.cat([model(content[i : i + 1], embedding[i : i + 1]) for i in range(3)])
     torch.testing.assert_close(batched, single, atol=1e-5, rtol=0)
 
 

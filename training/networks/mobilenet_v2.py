@@ -15,7 +15,13 @@ from torch import Tensor, nn
 
 # (expansion t, output channels c, repeats n, first stride s), from the paper's Table 2.
 INVERTED_RESIDUAL_SETTINGS: tuple[tuple[int, int, int, int], ...] = (
-    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
 )
 
 
@@ -40,7 +46,7 @@ class SameConv(nn.Conv2d):
                 # tap in the kernel turns that into symmetric padding of `after`, so the padding
                 # stays inside the conv: an exported Pad op copies the tensor and makes ONNX Runtime
                 # leave its blocked layout on both sides (docs/performance.md).
-                zeros = weight.new_zeros(weight.shape[:2 + axis] + (1,) + weight.shape[3 + axis :])
+                zeros = weight.new_zeros(weight.shape[: 2 + axis] + (1,) + weight.shape[3 + axis :])
                 weight = torch.cat([zeros, weight], dim=2 + axis)
             padding.append(after)
         return F.conv2d(x, weight, self.bias, self.stride, tuple(padding), groups=self.groups)

