@@ -13,7 +13,6 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -72,12 +71,6 @@ def quiet_native_log() -> Iterator[None]:
         ort.set_default_logger_severity(NATIVE_SEVERITY)
 
 
-@dataclass(frozen=True)
-class TensorNames:
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-
-
 # Runs up to this many pixels (batch x height x width) that grow a session's CPU arena leave it marked
 # for a trim once the session is idle; smaller ones never grow it past what the warm-up left.
 GROWN_PIXELS = 512 * 512
@@ -90,8 +83,8 @@ class OnnxModel:
     """One ONNX file loaded into an inference session, with the CPU memory it holds bounded.
 
     ONNX Runtime's CPU arena keeps the largest run it has seen, and more: its chunks grow in powers
-    of two and are not reused across sizes, so one 2048x2048 run of presets-26 held 2.7 GB where
-    the run itself needs 1.1 GB (2 cores, ONNX Runtime 1.31), for good, per session. So:
+    of two and are not reused across sizes, so one large run holds several times what it needs, for
+    good, per session (figures in docs/hardening.md). So:
 
     - a run over ``large_pixels`` goes to a second session of the same file without the arena (and
       without memory patterns, which plan for one shape): its buffers come from malloc and go back
@@ -109,10 +102,7 @@ class OnnxModel:
         self._preference = preference
         self._intra_op_threads = intra_op_threads
         self.session = self._open(arena=True)
-        self.names = TensorNames(
-            inputs=tuple(i.name for i in self.session.get_inputs()),
-            outputs=tuple(o.name for o in self.session.get_outputs()),
-        )
+        self.output_name = self.session.get_outputs()[0].name
         self.large_pixels = large_pixels if self.active_provider == CPU else 0
         # Opened now, so the warm process already holds it and the first large request does not wait for it.
         self._large = self._open(arena=False) if self.large_pixels else None
@@ -157,7 +147,7 @@ class OnnxModel:
             if not large and (self._smallest is None or pixels < self._smallest[0]):
                 self._smallest = (pixels, feeds)
         try:
-            return session.run([self.names.outputs[0]], feeds)[0]
+            return session.run([self.output_name], feeds)[0]
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -173,7 +163,7 @@ class OnnxModel:
                 return False
             self._grown = False
             feeds = self._smallest[1]
-        self.session.run([self.names.outputs[0]], feeds, _SHRINK)
+        self.session.run([self.output_name], feeds, _SHRINK)
         release_free_memory()
         return True
 
