@@ -24,6 +24,7 @@ import click
 
 from atelier.errors import AtelierClientError, InputError, ProblemError
 from atelier.inputs import FORMATS, IMAGE_SUFFIXES, SUFFIXES, Stylized
+from service.brush import MAX_STROKE_SCALE, MIN_STROKE_SCALE
 
 STDIO = "-"
 EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
@@ -306,6 +307,12 @@ through the service's pipeline. Without -o, one file is written to ./<name>.styl
 @click.option("--strength", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="0 = content, 1 = style")
 @click.option("--preserve-color", is_flag=True, help="keep the photo's colours, stylise the luminance")
 @click.option("--max-side", type=click.IntRange(min=1), metavar="PX", help="longest side of the output")
+@click.option(
+    "--stroke-scale",
+    type=click.FloatRange(MIN_STROKE_SCALE, MAX_STROKE_SCALE),
+    metavar="S",
+    help="brush size: 1 = the network's strokes, 2 = twice as big (default: the server's, by output size)",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="output format (default: from -o's suffix, else png)")
 @click.option("--quality", type=click.IntRange(1, 100), default=90, show_default=True, help="JPEG/WebP quality")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="images in flight at once (default 16; 4 on --server)")
@@ -323,6 +330,7 @@ def stylize_command(
     strength: float,
     preserve_color: bool,
     max_side: int | None,
+    stroke_scale: float | None,
     fmt: str | None,
     quality: int,
     jobs: int | None,
@@ -346,6 +354,7 @@ def stylize_command(
         "max_side": max_side,
         "format": fmt,
         "quality": quality,
+        "stroke_scale": stroke_scale,
     }
     sources: list[Any] = []
     for item in items:

@@ -97,10 +97,11 @@ class Client:
         max_side: int | None = None,
         format: str = "png",
         quality: int = 90,
+        stroke_scale: float | None = None,
     ) -> Stylized:
         """POST /v1/stylize with exactly one style source; the encoded image and its metadata."""
         choice = StyleChoice.of(style, style_id, preset, styles, weights, model)
-        opts = Options(strength, preserve_color, max_side, format, quality)  # type: ignore[arg-type]
+        opts = Options(strength, preserve_color, max_side, format, quality, stroke_scale)  # type: ignore[arg-type]
         return self._stylize(image_bytes(content, "content image"), choice, opts)
 
     def _stylize(self, data: bytes, choice: StyleChoice, opts: Options) -> Stylized:

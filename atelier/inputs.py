@@ -12,6 +12,7 @@ from typing import BinaryIO, Literal
 from PIL import Image
 
 from atelier.errors import InputError, ProblemError
+from service.brush import MAX_STROKE_SCALE, MIN_STROKE_SCALE
 
 # A path, encoded bytes, a PIL image or an open binary file.
 ImageSource = str | os.PathLike | bytes | Image.Image | BinaryIO
@@ -100,6 +101,7 @@ class Options:
     max_side: int | None = None
     format: OutputFormat = "png"
     quality: int = 90
+    stroke_scale: float | None = None  # None: the server's default for the output size (docs/brush.md)
 
     def __post_init__(self) -> None:
         # The server's form validation (422), checked here too so that in process refuses the same values.
@@ -112,6 +114,10 @@ class Options:
             problems.append(f"quality {self.quality} is not between 1 and 100")
         if self.max_side is not None and self.max_side < 1:
             problems.append(f"max_side {self.max_side} is not a positive number of pixels")
+        if self.stroke_scale is not None and not MIN_STROKE_SCALE <= self.stroke_scale <= MAX_STROKE_SCALE:
+            problems.append(
+                f"stroke_scale {self.stroke_scale} is not between {MIN_STROKE_SCALE} and {MAX_STROKE_SCALE}"
+            )
         if problems:
             raise ProblemError(422, "Invalid field", "; ".join(problems), "urn:atelier:problem:invalid-field")
 
@@ -124,6 +130,8 @@ class Options:
         }
         if self.max_side is not None:
             fields["max_side"] = str(self.max_side)
+        if self.stroke_scale is not None:
+            fields["stroke_scale"] = repr(float(self.stroke_scale))
         return fields
 
 

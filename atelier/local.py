@@ -67,6 +67,7 @@ def service_options(choice: StyleChoice, opts: Options) -> StylizeOptions:
         format=opts.format,
         quality=opts.quality,
         model=choice.model,
+        stroke_scale=opts.stroke_scale,
     )
 
 
@@ -166,10 +167,11 @@ class Local:
         max_side: int | None = None,
         format: str = "png",
         quality: int = 90,
+        stroke_scale: float | None = None,
     ) -> Stylized:
         """Stylise ``content`` with exactly one style source; the encoded image and its metadata."""
         choice = StyleChoice.of(style, style_id, preset, styles, weights, model)
-        opts = Options(strength, preserve_color, max_side, format, quality)  # type: ignore[arg-type]
+        opts = Options(strength, preserve_color, max_side, format, quality, stroke_scale)  # type: ignore[arg-type]
         data = image_bytes(content, "content image")
         return self._call(lambda services: self._one(services, choice, opts, data))
 

@@ -33,6 +33,7 @@ CASES = {
         ["--preset", "3:0.25,style-07:0.75"],
         {"styles": "preset:3,preset:style-07", "weights": "0.25,0.75"},
     ),
+    "brush": (["--preset", "2", "--stroke-scale", "2"], {"preset": "2", "stroke_scale": "2"}),
 }
 
 
