@@ -33,6 +33,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from service.brush import MAX_STROKE_SCALE, MIN_STROKE_SCALE
 from service.errors import AtelierError, BadRequest, ContentTooLarge, InvalidField, Overloaded, UnsupportedImage
 from service.imaging import OutputFormat
 from service.metrics import Metrics
@@ -79,6 +80,7 @@ class SettingsMessage(BaseModel):
     max_side: int | None = Field(None, ge=16)
     format: Literal["jpeg", "webp"] | None = None
     quality: int | None = Field(None, ge=1, le=100)
+    stroke_scale: float | None = Field(None, ge=MIN_STROKE_SCALE, le=MAX_STROKE_SCALE, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class Choice:
     max_side: int | None = None
     format: OutputFormat = "jpeg"
     quality: int = 85
+    stroke_scale: float | None = None  # None: the default for the frame's size (service/brush.py)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -104,6 +107,7 @@ class Choice:
             "max_side": self.max_side,
             "format": self.format,
             "quality": self.quality,
+            "stroke_scale": self.stroke_scale,
         }
 
 
@@ -356,6 +360,7 @@ class LiveSession:
             max_side=max_side,
             format=pick("format"),
             quality=pick("quality"),
+            stroke_scale=message.stroke_scale if "stroke_scale" in given else base.stroke_scale,
         )
 
     # ---- painting ----
@@ -386,6 +391,7 @@ class LiveSession:
             choice.max_side,
             choice.format,
             choice.quality,
+            choice.stroke_scale,
         )
         started = time.perf_counter()
         try:

@@ -183,6 +183,21 @@ def test_the_style_switches_mid_stream(server: LiveServer, frames: list[bytes]) 
         assert difference > 0.05, f"the two presets painted nearly the same frame ({difference:.3f})"
 
 
+def test_the_brush_size_is_a_live_setting(server: LiveServer, frames: list[bytes]) -> None:
+    with open_live(server) as ws:
+        set_style(ws, preset="style-03")
+        ws.send(frames[0])
+        _, native = painted(ws)
+        applied = set_style(ws, stroke_scale=3)
+        assert applied["stroke_scale"] == 3.0 and applied["style"] == "preset:style-03"
+        ws.send(frames[0])
+        _, broad = painted(ws)
+        ws.send(json.dumps({"stroke_scale": 50}))
+        assert "stroke_scale" in next_json(ws, "error")["detail"]
+        difference = np.abs(rgb(native) - rgb(broad)).mean()
+        assert difference > 0.02, f"stroke_scale 3 painted nearly the frame of scale 1 ({difference:.3f})"
+
+
 def test_a_client_that_leaves_mid_frame_leaves_no_work_queued(server: LiveServer, image_dir: Path) -> None:
     with Image.open(image_dir / "content" / "eiffel_tower.jpg") as image:
         big = encode_image(image.convert("RGB").resize((640, 480)), "JPEG", quality=90)
