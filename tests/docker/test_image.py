@@ -134,9 +134,9 @@ def test_docker_stop_lets_an_in_flight_request_finish(images: Engine, container:
     outcome: dict[str, object] = {}
 
     def long_request() -> None:
-        try:  # a large output: seconds of work on a shared 2-core machine, well inside the grace period
-            response = httpx.post(container.url + "/v1/stylize", data={"preset": "3", "max_side": "1024"},
-                                  files={"content": content}, timeout=120)  # fmt: skip
+        try:  # a large network run (stroke_scale 1): seconds of work on 2 cores, well inside the grace period
+            form = {"preset": "3", "max_side": "1024", "stroke_scale": "1"}
+            response = httpx.post(container.url + "/v1/stylize", data=form, files={"content": content}, timeout=120)
             outcome["status"] = response.status_code
         except httpx.HTTPError as exc:
             outcome["error"] = repr(exc)

@@ -145,16 +145,20 @@ def test_deadline_is_504_and_a_disconnected_client_leaves_no_work(
     try:
         before = metric(live, "atelier_batch_size_count", **labels)
 
-        def slow(_: int) -> httpx.Response:  # a 2048x2048 output takes seconds on a CPU
+        # A 2048x2048 network run takes seconds on a CPU; stroke_scale 1 keeps the network at the output size
+        # (the default brush at 2048 would run it at 512).
+        def slow(_: int) -> httpx.Response:
             with live.client() as c:
-                return c.post("/v1/stylize", files={"content": photos[2]}, data={"preset": "1", "max_side": "2048"})
+                form = {"preset": "1", "max_side": "2048", "stroke_scale": "1"}
+                return c.post("/v1/stylize", files={"content": photos[2]}, data=form)
 
         with ThreadPoolExecutor(1) as pool:
             running = pool.submit(slow, 0)
             time.sleep(0.1)
             # A second image of another size waits for the busy inference thread; its client gives up.
             with pytest.raises(httpx.ReadTimeout), httpx.Client(base_url=live.url, timeout=0.25) as c:
-                c.post("/v1/stylize", files={"content": photos[0]}, data={"preset": "1", "max_side": "1536"})
+                form = {"preset": "1", "max_side": "1536", "stroke_scale": "1"}
+                c.post("/v1/stylize", files={"content": photos[0]}, data=form)
             late = running.result()
         assert late.status_code == 504 and late.headers["content-type"] == "application/problem+json"
         assert late.json()["type"].endswith("deadline-exceeded") and late.json()["status"] == 504
