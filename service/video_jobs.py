@@ -32,8 +32,8 @@ from service.config import Settings
 from service.errors import AtelierError, Overloaded
 from service.metrics import Metrics
 from service.registry import ModelRegistry
-from service.video_errors import JobCancelled
-from service.video_io import VideoInfo
+from service.video_errors import JobCancelled, VideoSupportMissing
+from service.video_io import VideoInfo, require_video_support
 from service.video_render import VideoSpec, render
 
 log = logging.getLogger(__name__)
@@ -373,12 +373,18 @@ class RQDispatcher:
     """Jobs on RQ: ``service.video_worker.run_job(id)`` runs in a ``python -m service.video_worker`` process."""
 
     def __init__(self, client: redis.Redis, job_timeout_s: int) -> None:
-        from rq import Queue
-
-        self.queue = Queue(QUEUE_NAME, connection=client)
+        try:
+            from rq import Queue
+        except ImportError:  # the `video` extra is absent (the slim image): the replica serves images only
+            self.queue = None
+        else:
+            self.queue = Queue(QUEUE_NAME, connection=client)
         self.job_timeout_s = job_timeout_s
 
     def submit(self, job_id: str) -> None:
+        if self.queue is None:
+            require_video_support()
+            raise VideoSupportMissing("this server was installed without RQ: pip install 'atelier[video]'")
         self.queue.enqueue(
             "service.video_worker.run_job",
             job_id,

@@ -19,7 +19,14 @@ from tests.helpers.server import LiveServer, free_port
 
 def make_run_command(port: int) -> str:
     """The recipe `make run` would execute (its last command; the set-up steps come before it)."""
-    done = subprocess.run(["make", "-n", "run", f"PORT={port}"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    # --no-print-directory: under `make test` this make is nested and would print "Entering directory" lines.
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-n", "run", f"PORT={port}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
 
