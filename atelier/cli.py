@@ -13,7 +13,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
@@ -142,6 +142,26 @@ model_dir_option = click.option(
     help="local model repository (default: $ATELIER_MODEL_DIR, else ./models of the checkout)",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="one JSON object per output on stdout")
+
+
+def style_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """How `stylize` and `video` name a style: --style, --style-id, --preset, --model and --strength."""
+    options = [
+        click.option(
+            "-s", "--style", type=click.Path(path_type=Path), metavar="IMAGE", help="a style image (a painting)"
+        ),
+        click.option("--style-id", metavar="ID[:W,...]", help="a registered style, or a blend ID:W,ID:W"),
+        click.option("-p", "--preset", metavar="P[:W,...]", help="a preset index or name, or a blend 3:0.5,12:0.5"),
+        click.option(
+            "--model", metavar="NAME[/VERSION]", help="the model (default: the service's choice for the style)"
+        ),
+        click.option(
+            "--strength", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="0 = content, 1 = style"
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 def engine(server: str | None, api_key: str | None, model_dir: Path | None) -> Any:
@@ -300,11 +320,7 @@ through the service's pipeline. Without -o, one file is written to ./<name>.styl
 @cli.command("stylize", help=STYLIZE_HELP, context_settings=CONTEXT)
 @click.argument("inputs", nargs=-1, required=True, metavar="PHOTO...")
 @click.option("-o", "--output", metavar="PATH", help="output file, folder, or - for standard output")
-@click.option("-s", "--style", type=click.Path(path_type=Path), metavar="IMAGE", help="a style image (a painting)")
-@click.option("--style-id", metavar="ID[:W,...]", help="a registered style, or a blend ID:W,ID:W")
-@click.option("-p", "--preset", metavar="P[:W,...]", help="a preset index or name, or a blend 3:0.5,12:0.5")
-@click.option("--model", metavar="NAME[/VERSION]", help="the model (default: the service's choice for the style)")
-@click.option("--strength", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="0 = content, 1 = style")
+@style_options
 @click.option("--preserve-color", is_flag=True, help="keep the photo's colours, stylise the luminance")
 @click.option("--max-side", type=click.IntRange(min=1), metavar="PX", help="longest side of the output")
 @click.option(
@@ -431,11 +447,7 @@ into MP4; the output file name is kept either way).
 @cli.command("video", help=VIDEO_HELP, context_settings=CONTEXT)
 @click.argument("clip", metavar="CLIP")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH", help="output file")
-@click.option("-s", "--style", type=click.Path(path_type=Path), metavar="IMAGE", help="a style image (a painting)")
-@click.option("--style-id", metavar="ID[:W,...]", help="a registered style, or a blend ID:W,ID:W")
-@click.option("-p", "--preset", metavar="P[:W,...]", help="a preset index or name, or a blend 3:0.5,12:0.5")
-@click.option("--model", metavar="NAME[/VERSION]", help="the model (default: the service's choice for the style)")
-@click.option("--strength", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="0 = content, 1 = style")
+@style_options
 @click.option("--preserve-color", is_flag=True, help="keep the clip's colours, stylise the luminance")
 @click.option("--max-side", type=click.IntRange(min=1), metavar="PX", help="longest side of the output frames")
 @click.option(
