@@ -182,6 +182,28 @@ def tiling_case(model_repository: Path, tmp_path_factory: pytest.TempPathFactory
     return {"whole": whole, "tiled": tiled, "thumb": thumb, "plan": tiling.TilePlan.for_size(h, w, 128, 32, 4)}
 
 
+def test_tiles_run_on_the_arena_session(model_repository: Path, tmp_path: Path) -> None:
+    """On a CPU every tile of an 8192 output fits under ``arena_max_pixels``, so tiles run on the session
+    with ONNX Runtime's arena (the per-pixel rate of a 1024 request) rather than the slower arena-free one."""
+
+    async def tile_sides(**settings: object) -> tuple[int, int]:
+        services = await build_services(Settings(model_dir=model_repository, redis_url=None, **settings))
+        try:
+            model = services.registry.get(None)
+            return services.stylist._tile(model), model.given_statistics_form.large_pixels
+        finally:
+            await services.close()
+
+    tile, arena_pixels = asyncio.run(tile_sides(style_dir=tmp_path / "a"))
+    assert arena_pixels == Settings().arena_max_pixels > 0
+    plan = tiling.TilePlan.for_size(8192, 8192, tile, Settings().tile_overlap, 4)
+    padded = [-(-(s.stop - s.start) // 4) * 4 for s in plan.rows]
+    assert max(padded) ** 2 <= arena_pixels and plan.count > 1
+    # Without an arena bound the tiles are as large as ATELIER_TILE_SIDE allows.
+    tile, _ = asyncio.run(tile_sides(style_dir=tmp_path / "b", arena_max_pixels=0))
+    assert tile == Settings().tile_side
+
+
 def test_tiles_agree_with_the_whole_image(tiling_case: dict) -> None:
     plan = tiling_case["plan"]
     assert plan.count >= 9  # really tiled
