@@ -16,8 +16,9 @@ Memory and time (``memory``): one ``python -m service`` process per case, one re
 tubingen's centre square at 1024 as JPEG, style the_scream, output JPEG), peak resident memory (VmHWM
 of the process) and the request's wall time: ``<side>_tiled`` at stroke_scale 1 with the default tile
 settings (tiles of at most 2048, statistics from a 2048 thumbnail), ``2048_untiled`` in one run.
-``time_linearity`` is the largest side's time over (side/1024)^2 x the 1024 time (stroke_scale 1, the
-median of three 1024 requests in the same server, after the large one).
+``time_linearity`` is the largest side's time over (side/1024)^2 x the 1024 time, both at stroke_scale 1
+(the network at the output size; ``stroke_scale_ran`` is what the server's X-Stroke-Scale said), in the
+same server: the median of two large requests over the median of six 1024 requests, three after each.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def score(outputs: dict[str, dict[str, bytes]], photos: dict[str, bytes], styles
     import torch
 
     from training.evaluate import ssim
-    from training.losses import PerceptualLoss
+    from training.losses import PerceptualLoss, content_loss, style_loss
     from training.networks.vgg import load_vgg19
 
     torch.set_num_threads(usable_cores())
@@ -110,13 +111,15 @@ def score(outputs: dict[str, dict[str, bytes]], photos: dict[str, bytes], styles
         photo_t = tensor(photo)
         with torch.no_grad():
             grams = loss.style_targets(tensor(array(square_jpeg(styles[pair], 512, quality=95))))
+            # PerceptualLoss.forward's terms, with the photo's features computed once per pair, not per output.
+            targets = loss.vgg(photo_t, list(loss.weights.content))
             for name, data in outputs[pair].items():
                 out = array(data)
-                terms = loss(tensor(out), photo_t, grams)
+                features = loss.features(tensor(out))
                 rows.setdefault(name, []).append(
                     {
-                        "content_loss": float(terms["content"]),
-                        "style_loss": float(terms["style"]),
+                        "content_loss": float(content_loss(features, targets, loss.weights.content)),
+                        "style_loss": float(style_loss(features, grams, loss.weights.style)),
                         "ssim": ssim(tensor(out), photo_t),
                         "edge_energy": edge_energy(out, photo),
                     }
@@ -173,7 +176,9 @@ def vm_hwm(pid: int) -> int:
     raise RuntimeError(f"no VmHWM for process {pid}")
 
 
-def one_request(url: str, content: bytes, style: bytes, side: int, scale: float) -> float:
+def one_request(url: str, content: bytes, style: bytes, side: int, scale: float) -> tuple[float, float]:
+    """One JPEG-out request at ``max_side`` = side: its wall time, and the stroke scale the server says
+    ran (X-Stroke-Scale), so a comparison of two sizes is shown to be like for like."""
     started = time.perf_counter()
     response = httpx.post(
         url + "/v1/stylize",
@@ -185,7 +190,7 @@ def one_request(url: str, content: bytes, style: bytes, side: int, scale: float)
     elapsed = time.perf_counter() - started
     with Image.open(io.BytesIO(response.content)) as image:
         assert image.size == (side, side), image.size
-    return elapsed
+    return elapsed, float(response.headers["x-stroke-scale"])
 
 
 def memory(args: argparse.Namespace, work: Path) -> dict[str, object]:
@@ -197,19 +202,31 @@ def memory(args: argparse.Namespace, work: Path) -> dict[str, object]:
         for kind, env in [("tiled", {}) if tiled else ("untiled", {"ATELIER_TILE_SIDE": str(side)})]:
             with serve(work, env | {"ATELIER_REQUEST_TIMEOUT_S": "1800"}) as server:
                 base = vm_hwm(server.process.pid)
-                seconds = one_request(server.url, content, style, side, 1.0)
+                seconds, ran = one_request(server.url, content, style, side, 1.0)
                 report[f"{side}_{kind}"] = {
                     "peak_rss_mb": round(vm_hwm(server.process.pid) / 2**20),
                     "idle_rss_mb_before": round(base / 2**20),
                     "seconds": round(seconds, 2),
+                    "stroke_scale_ran": ran,
+                    "network_side": round(side / ran),
                 }
                 if side == max(args.memory) and kind == "tiled":
+                    # Three 1024 requests after the large one and three more after a second large one, so
+                    # a change of the machine's load during the run weighs on both sides of the ratio.
                     small = [one_request(server.url, content, style, 1024, 1.0) for _ in range(3)]
+                    again, _ = one_request(server.url, content, style, side, 1.0)
+                    small += [one_request(server.url, content, style, 1024, 1.0) for _ in range(3)]
+                    large = float(np.median([seconds, again]))
+                    small_s = float(np.median([t for t, _ in small]))
                     report["time_linearity"] = {
-                        "seconds_1024_median": round(float(np.median(small)), 3),
-                        "seconds_max": round(seconds, 2),
                         "side": side,
-                        "ratio_to_linear": round(seconds / ((side / 1024) ** 2 * np.median(small)), 3),
+                        "stroke_scale_ran": {str(side): ran, "1024": sorted({r for _, r in small})},
+                        "network_sides": {str(side): round(side / ran), "1024": 1024},
+                        "seconds_large": [round(seconds, 2), round(again, 2)],
+                        "seconds_1024": [round(t, 3) for t, _ in small],
+                        "seconds_large_median": round(large, 2),
+                        "seconds_1024_median": round(small_s, 3),
+                        "ratio_to_linear": round(large / ((side / 1024) ** 2 * small_s), 3),
                     }
     return report
 

@@ -303,8 +303,7 @@ class Stylist:
         photo = prepared.resized
         out_h, out_w = photo.shape[:2]
         if low.shape[0] <= out_h and low.shape[1] <= out_w and low.shape[:2] != (out_h, out_w):  # a larger brush
-            low_f = low if low.dtype == np.float32 else low.astype(np.float32) / np.float32(255.0)
-            yield from upsampling.guided_upsample_bands(low_f, prepared.network, photo)
+            yield from upsampling.guided_upsample_bands(low, prepared.network, photo)
             return
         if low.shape[:2] != (out_h, out_w):  # a finer brush (stroke_scale < 1): downsample
             low = imaging.resize(low if low.dtype == np.uint8 else imaging.to_uint8(low), (out_w, out_h))
