@@ -74,7 +74,10 @@ def quiet_native_log() -> Iterator[None]:
 # Runs over this many pixels (batch x height x width) leave a session's CPU arena marked for a trim once
 # it is idle. A 512x512 run (a 1024-2048 output at the default brush) grows presets-26's by 300 MB.
 GROWN_PIXELS = 256 * 256
-TRIM_IDLE_S = 2.0
+# Requests closer together than this keep their memory paged in (the arena, the heaps' reused buffers:
+# docs/performance.md); after it the process gives it back, well within the 10 s docs/hardening.md targets.
+TRIM_IDLE_S = 5.0
+TRIM_CHECK_S = 1.0
 _SHRINK = ort.RunOptions()
 _SHRINK.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
@@ -185,7 +188,7 @@ class _ArenaTrimmer:
 
     def _loop(self) -> None:
         while True:
-            time.sleep(TRIM_IDLE_S / 2)
+            time.sleep(TRIM_CHECK_S)
             for model in list(self._models):
                 try:
                     model.trim_if_idle()
