@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
-from service.allocator import MMAP_THRESHOLD_MAX, reuse_freed_memory
+from service.allocator import MMAP_THRESHOLD_MAX, HeapThreads, reuse_freed_memory
 
 # A 20 MiB malloc, as a 1024x1024 float image with a margin: is it mmapped, and is it kept once freed?
 PROBE = """
@@ -108,3 +110,26 @@ def test_idle_release_returns_the_free_top_of_a_pool_threads_heap() -> None:
     assert result["held"] > 40  # kept for the next request: the reuse works
     assert result["after_malloc_trim"] > 40  # what malloc_trim alone leaves (the idle residue before)
     assert result["after_release"] < 8, result
+
+
+def test_heap_threads_tell_how_long_they_have_been_idle() -> None:
+    """The idle trim waits for the pools: a running task, or one that ended under ``seconds`` ago, is not idle;
+    the trim's own nudges do not count as work."""
+    pool = HeapThreads(2)
+    try:
+        started, release = threading.Event(), threading.Event()
+        running = pool.submit(lambda: (started.set(), release.wait(10)))
+        assert started.wait(10)
+        assert not pool.idle_for(0)
+        release.set()
+        running.result()
+        deadline = time.monotonic() + 5
+        while not pool.idle_for(0) and time.monotonic() < deadline:  # the done callback may lag result()
+            time.sleep(0.01)
+        assert pool.idle_for(0)
+        assert not pool.idle_for(0.5)
+        time.sleep(0.6)
+        pool.trim_heaps()
+        assert pool.idle_for(0.5)
+    finally:
+        pool.shutdown()
