@@ -1,7 +1,8 @@
 """Brush size and tiled high-resolution output: quality against the peer, memory, time; prints JSON.
 
     .venv/bin/python -m bench.brush [--sizes 1024 2048] [--scales 1 2 3 4] [--pairs 3]
-        [--memory 2048 4096 8192] [--skip-quality] [--skip-memory] [--out bench/results/brush.json]
+        [--memory 2048 4096 8192] [--agreement 2048] [--skip-quality] [--skip-memory]
+        [--out bench/results/brush.json]
 
 Quality (``quality_<size>``): the README's held-out pairs (content tubingen, hoover_tower_night,
 eiffel_tower; the i-th with the i-th painting, as bench/peer.py pairs them), each photo's centre square
@@ -11,6 +12,12 @@ each: the training recipe's content and style loss (training.losses, VGG-19) at 
 the photo and the painting (centre square at 512); SSIM of the luminance to the photo; and
 ``edge_energy``: the output's gradient energy over the photo's on the photo's strongest edges (the 10%
 of pixels with the largest photo gradient), so that blur cannot win the losses (blur lowers it).
+
+Tiles against the whole image (``agreement``, at ``--agreement`` = 2048): tubingen's and golden gate's
+centre squares with Starry Night at stroke_scale 1, untiled and tiled (``ATELIER_TILE_SIDE`` just under
+the side, so the default tile size applies; statistics exact, from the image itself): the mean absolute
+difference in 1/255, and the seam metric of tests/service/test_brush.py (gradient across the tile
+hand-overs over the gradient elsewhere) of both outputs, the untiled one being the photo's own figure.
 
 Memory and time (``memory``): one ``python -m service`` process per case, one request each (content:
 tubingen's centre square at 1024 as JPEG, style the_scream, output JPEG), peak resident memory (VmHWM
@@ -36,14 +43,16 @@ from PIL import Image
 
 from bench.common import IMAGES, MODELS, emit, environment, serve
 from bench.peer import CONTENTS_1024, peer_python, run_peer
-from service import imaging
+from service import imaging, tiling
 from service.config import Settings, usable_cores
 from service.services import build_services
 from service.style_resolution import StyleSpec
 from service.stylist import StylizeOptions
 from tests.helpers.images import square_jpeg
+from tests.helpers.seams import seam_ratio
 
 TIMED_STYLE = "the_scream.jpg"
+AGREEMENT_PHOTOS = ("tubingen.jpg", "golden_gate_sq.jpg")
 
 
 def pairs(count: int) -> list[tuple[Path, Path]]:
@@ -54,8 +63,8 @@ def pairs(count: int) -> list[tuple[Path, Path]]:
 class Ours:
     """The service's Stylist in this process, built as the app builds it."""
 
-    def __init__(self, workdir: Path) -> None:
-        settings = Settings(model_dir=MODELS, redis_url=None, style_dir=workdir / "styles")
+    def __init__(self, workdir: Path, settings: Settings | None = None) -> None:
+        settings = settings or Settings(model_dir=MODELS, redis_url=None, style_dir=workdir / "styles")
         self.loop = asyncio.new_event_loop()
         self.services = self.loop.run_until_complete(build_services(settings))
         self.model = self.services.registry.get(None)
@@ -169,6 +178,40 @@ def quality(args: argparse.Namespace, work: Path) -> dict[str, object]:
     return report
 
 
+def agreement(args: argparse.Namespace, work: Path) -> dict[str, object]:
+    """Tiled against untiled at ``--agreement`` (stroke_scale 1, statistics exact: the thumbnail is the
+    image), on real photos: mean absolute difference (in 1/255) and the seam metric of both outputs."""
+    side = args.agreement
+    style = (IMAGES / "style" / "starry_night.jpg").read_bytes()
+    report: dict[str, object] = {"side": side, "stroke_scale": 1.0}
+    outputs: dict[str, dict[str, np.ndarray]] = {}
+    plan = None
+    for kind, tile_side in (("untiled", side), ("tiled", side - 1)):
+        settings = Settings(model_dir=MODELS, redis_url=None, style_dir=work / f"styles-{kind}", tile_side=tile_side)
+        ours = Ours(work, settings)
+        try:
+            if kind == "tiled":
+                model = ours.model
+                tile = ours.services.stylist._tile(model)
+                plan = tiling.TilePlan.for_size(side, side, tile, settings.tile_overlap, model.manifest.size_multiple)
+                report["tiles"] = {"count": plan.count, "side": plan.rows[0].stop - plan.rows[0].start}
+            for name in AGREEMENT_PHOTOS:
+                content = square_jpeg(IMAGES / "content" / name, side)
+                image, _ = ours.stylize(content, style, side, 1.0)
+                decoded = imaging.decode(image, max_pixels=10**9, min_side=1, what="output").astype(np.float64)
+                outputs.setdefault(name, {})[kind] = decoded / 255.0
+        finally:
+            ours.close()
+    assert plan is not None
+    for name, pair in outputs.items():
+        report[name] = {
+            "mean_abs_difference_255": round(float(np.abs(pair["tiled"] - pair["untiled"]).mean() * 255), 3),
+            "seam_ratio_tiled": round(seam_ratio(pair["tiled"], plan), 3),
+            "seam_ratio_untiled": round(seam_ratio(pair["untiled"], plan), 3),
+        }
+    return report
+
+
 def vm_hwm(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -237,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0])
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--memory", type=int, nargs="+", default=[2048, 4096, 8192])
+    parser.add_argument("--agreement", type=int, default=2048, help="side of the tiled/untiled check; 0: skip")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--out", type=Path)
@@ -244,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     report: dict[str, object] = {"environment": environment(), "settings": vars(args) | {"out": str(args.out)}}
     with tempfile.TemporaryDirectory(prefix="atelier-brush-") as tmp:
+        if args.agreement:
+            report["agreement"] = agreement(args, Path(tmp))
         if not args.skip_memory:
             report["memory"] = memory(args, Path(tmp))
         if not args.skip_quality:
