@@ -15,9 +15,13 @@ transferred where (and as strongly as) the stylisation follows the photo locally
 ignore the photo (flat sky under swirls), ``a`` is near 0 and nothing of the photo is added. Unlike the
 filter's own output ``a * guide + b``, the base is the stylised image itself, not its box-smoothed
 ``b``, so the strokes keep their texture. Chosen over joint bilateral upsampling (Kopf et al. 2007):
-O(1) work per pixel whatever the scale and radius (box filters by cumulative sums), no per-pixel
-window at full resolution, and the full-resolution pass is row-local, so it runs in bands of rows in
-bounded memory at 8K.
+work per pixel independent of the scale (the box filters are sums of 2r + 1 shifted planes, r = 2),
+no per-pixel window at full resolution, and the full-resolution pass is row-local, so it runs in
+bands of rows in bounded memory at 8K.
+
+Everything works on 2-D planes, one channel at a time: numpy's gathers and broadcasts over a trailing
+axis of 3 run several times slower than over a plane, and this pass sits on the live path
+(docs/live.md has the timings).
 """
 
 from __future__ import annotations
@@ -39,25 +43,32 @@ def luminance(image: np.ndarray) -> np.ndarray:
 
 
 def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over the (2r+1)^2 window around each pixel, clipped at the borders, of x [H,W,...]:
-    cumulative sums along both axes, so its cost does not depend on the radius."""
-    out = x.astype(np.float64, copy=True)
+    """Mean over the (2r+1)^2 window around each pixel, clipped at the borders, of x [H,W,...], float32.
+
+    Separable sums of 2r + 1 shifted slices of the zero-padded input, divided by the number of pixels
+    inside the frame. For the small radius used here this is a few passes over the plane, cheaper than
+    cumulative sums (which also need float64 to stay exact over long rows); a sum of 5 float32 values
+    in [0, 1] is exact to ~1e-7.
+    """
+    out = np.asarray(x, np.float32)
     for axis in (0, 1):
         n = out.shape[axis]
-        c = np.cumsum(out, axis=axis)
-        c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
+        widths = [(0, 0)] * out.ndim
+        widths[axis] = (radius, radius)
+        padded = np.moveaxis(np.pad(out, widths), axis, 0)  # the summed axis first: plain slices
+        total = padded[0:n].copy()
+        for k in range(1, 2 * radius + 1):
+            total += padded[k : k + n]
         idx = np.arange(n)
-        hi, lo = np.minimum(idx + radius + 1, n), np.maximum(idx - radius, 0)
-        shape = [1] * out.ndim
-        shape[axis] = n
-        count = (hi - lo).reshape(shape)
-        out = (np.take(c, hi, axis=axis) - np.take(c, lo, axis=axis)) / count
-    return out.astype(np.float32)
+        count = (np.minimum(idx + radius + 1, n) - np.maximum(idx - radius, 0)).astype(np.float32)
+        total /= count.reshape((n,) + (1,) * (out.ndim - 1))
+        out = np.moveaxis(total, 0, axis)
+    return np.ascontiguousarray(out)
 
 
 def coefficients(guide_low: np.ndarray, stylised_low: np.ndarray, radius: int = RADIUS, eps: float = EPS) -> np.ndarray:
     """The guided filter's averaged slope ``a`` [h,w,3] of stylised_low [h,w,3] on guide_low [h,w]; one
-    channel at a time, so the float64 sums stay a few planes of the low resolution."""
+    channel at a time, so the sums stay a few float32 planes of the low resolution."""
     mean_g = box_mean(guide_low, radius)
     var = np.maximum(box_mean(guide_low * guide_low, radius) - mean_g * mean_g, 0.0) + np.float32(eps)
     slope = np.empty(stylised_low.shape, np.float32)
@@ -77,14 +88,30 @@ def _axis(out_n: int, in_n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def bilinear_rows(image: np.ndarray, out_h: int, out_w: int, rows: slice) -> np.ndarray:
-    """Rows ``rows`` of image [h,w,...] resized bilinearly to (out_h, out_w), float32."""
-    y0, y1, fy = (a[rows] for a in _axis(out_h, image.shape[0]))
-    x0, x1, fx = _axis(out_w, image.shape[1])
-    extra = (None,) * (image.ndim - 2)
-    top, bottom = image[y0].astype(np.float32), image[y1].astype(np.float32)
-    column = top + (bottom - top) * fy[(slice(None), None, *extra)]
-    left, right = column[:, x0], column[:, x1]
-    return left + (right - left) * fx[(None, slice(None), *extra)]
+    """Rows ``rows`` of image [h,w,...] resized bilinearly to (out_h, out_w), float32; a plane at a time."""
+    if image.ndim == 2:
+        return _Bilinear(image.shape[0], image.shape[1], out_h, out_w).plane(image, rows)
+    out = np.empty((rows.stop - rows.start, out_w, *image.shape[2:]), np.float32)
+    resampler = _Bilinear(image.shape[0], image.shape[1], out_h, out_w)
+    for c in np.ndindex(*image.shape[2:]):
+        out[(slice(None), slice(None), *c)] = resampler.plane(image[(slice(None), slice(None), *c)], rows)
+    return out
+
+
+class _Bilinear:
+    """Bilinear resampling from (h, w) to (out_h, out_w) of 2-D planes, the axes computed once."""
+
+    def __init__(self, h: int, w: int, out_h: int, out_w: int) -> None:
+        self.y = _axis(out_h, h)
+        self.x = _axis(out_w, w)
+
+    def plane(self, image: np.ndarray, rows: slice) -> np.ndarray:
+        y0, y1, fy = (a[rows] for a in self.y)
+        x0, x1, fx = self.x
+        top = image[y0].astype(np.float32)
+        column = top + (image[y1].astype(np.float32) - top) * fy[:, None]
+        left = column[:, x0]
+        return left + (column[:, x1] - left) * fx[None, :]
 
 
 def guided_upsample_bands(
@@ -98,12 +125,16 @@ def guided_upsample_bands(
     out_h, out_w = photo.shape[:2]
     guide = luminance(guide_low)
     slope = coefficients(guide, stylised_low)
+    resampler = _Bilinear(guide.shape[0], guide.shape[1], out_h, out_w)
     for start in range(0, out_h, band_rows):
         rows = slice(start, min(start + band_rows, out_h))
-        detail = luminance(photo[rows]) - bilinear_rows(guide, out_h, out_w, rows)
-        band = bilinear_rows(stylised_low, out_h, out_w, rows)
-        band += bilinear_rows(slope, out_h, out_w, rows) * detail[:, :, None]
-        np.clip(band, 0.0, 1.0, out=band)
+        detail = luminance(photo[rows]) - resampler.plane(guide, rows)
+        band = np.empty((rows.stop - rows.start, out_w, 3), np.float32)
+        for c in range(3):
+            plane = resampler.plane(stylised_low[:, :, c], rows)
+            plane += resampler.plane(slope[:, :, c], rows) * detail
+            np.clip(plane, 0.0, 1.0, out=plane)
+            band[:, :, c] = plane
         yield rows, band
 
 
