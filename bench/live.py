@@ -13,7 +13,10 @@ frame's send to the arrival of its painted frame, on the client's clock; the dro
 of frames sent that were never painted. The first ``--warmup-s`` seconds of each scenario are not
 counted; every frame painted in the measured window counts, whenever it was sent.
 
-The load generator runs on the same cores as the server (it only sends bytes and reads them back).
+The load generator runs on the same cores as the server: it sends frames encoded once before the
+streams start, without permessage-deflate, and only reads the answers (real clients run elsewhere);
+``client_cores`` says what it took. ``server_cpu_ms_per_painted_frame`` is the server process's CPU
+time over the frames it painted: on a shared machine it moves far less than the fps do.
 A second server, started after the first is stopped, repeats the four streams with
 ``ATELIER_MAX_BATCH_PIXELS`` raised so that four 320x240 frames share one ONNX Runtime run.
 """
@@ -25,6 +28,7 @@ import asyncio
 import io
 import json
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -155,10 +159,37 @@ def bare_fps(sizes: list[tuple[int, int]], seconds: float = 4.0) -> dict[str, fl
     return rates
 
 
+def cpu_seconds(pid: int | None = None) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc), or of this one when ``pid`` is None."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_server(env: dict[str, str], plan: list[tuple[tuple[int, int], int]], args: argparse.Namespace) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="atelier-bench-live-") as workdir, serve(Path(workdir), env) as server:
         url = server.url.replace("http://", "ws://") + "/v1/live"
-        return [asyncio.run(scenario(url, size, streams, args)) for size, streams in plan]
+        results = []
+        for size, streams in plan:
+            # CPU per painted frame moves far less than fps when other work shares the cores.
+            server_before, client_before, began = cpu_seconds(server.process.pid), cpu_seconds(), time.perf_counter()
+            result = asyncio.run(scenario(url, size, streams, args))
+            server_after, client_after = cpu_seconds(server.process.pid), cpu_seconds()
+            wall = time.perf_counter() - began
+            fps = float(result["total_painted_fps"])  # type: ignore[arg-type]
+            if server_before is not None and server_after is not None:
+                # Over the whole scenario (warm-up included) at the measured rate.
+                server_cores = (server_after - server_before) / wall
+                result["server_cores"] = round(server_cores, 3)
+                result["server_cpu_ms_per_painted_frame"] = round(server_cores * 1000 / fps, 1) if fps else None
+            result["client_cores"] = round((client_after - client_before) / wall, 3)  # type: ignore[operator]
+            results.append(result)
+        return results
 
 
 def main() -> None:
