@@ -25,20 +25,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
 import resource
 import statistics
+import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from websockets.asyncio.client import connect
 
-from bench.common import IMAGES, MODELS, emit, environment, serve
+from bench.common import IMAGES, MODELS, REPO, emit, environment, serve
 from service import imaging
 from service.config import Settings
 from service.registry import load_model
@@ -171,8 +174,13 @@ def cpu_seconds(pid: int | None = None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_server(env: dict[str, str], plan: list[tuple[tuple[int, int], int]], args: argparse.Namespace) -> list[dict]:
-    with tempfile.TemporaryDirectory(prefix="atelier-bench-live-") as workdir, serve(Path(workdir), env) as server:
+def run_server(
+    env: dict[str, str], plan: list[tuple[tuple[int, int], int]], args: argparse.Namespace, source: Path = REPO
+) -> list[dict]:
+    with (
+        tempfile.TemporaryDirectory(prefix="atelier-bench-live-") as workdir,
+        serve(Path(workdir), env, source) as server,
+    ):
         url = server.url.replace("http://", "ws://") + "/v1/live"
         results = []
         for size, streams in plan:
@@ -192,6 +200,61 @@ def run_server(env: dict[str, str], plan: list[tuple[tuple[int, int], int]], arg
         return results
 
 
+PLAN = [((320, 240), 1), ((640, 480), 1), ((320, 240), 4)]
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@contextlib.contextmanager
+def checkout(ref: str) -> Iterator[Path]:
+    """The tree of ``ref`` (``git archive``) in a temporary folder: the baseline's own service code."""
+    with tempfile.TemporaryDirectory(prefix="atelier-bench-live-baseline-") as folder:
+        archive = subprocess.run(["git", "archive", ref], cwd=REPO, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+        yield Path(folder)
+
+
+def compare(ref: str, rounds: int, args: argparse.Namespace) -> dict[str, object]:
+    """The plan on a server of ``ref`` and one of this tree, alternated (ABBA...) ``rounds`` times each,
+    so both see the same minutes of a shared machine; medians and their ratios (this tree / ref)."""
+    runs: dict[str, list[list[dict]]] = {"baseline": [], "current": []}
+    with checkout(ref) as baseline:
+        for index in range(rounds):
+            order = [("baseline", baseline), ("current", REPO)]
+            for variant, source in order if index % 2 == 0 else order[::-1]:
+                runs[variant].append(run_server({}, PLAN, args, source))
+
+    def median(variant: str, position: int, field: str) -> float | None:
+        values = [float(r[position][field]) for r in runs[variant] if r[position].get(field) is not None]
+        return round(statistics.median(values), 2) if values else None
+
+    def four_vs_one(variant: str) -> float | None:
+        ratios = [float(r[2]["total_painted_fps"]) / float(r[0]["total_painted_fps"]) for r in runs[variant]]
+        return round(statistics.median(ratios), 3) if ratios else None
+
+    summary: dict[str, object] = {}
+    for position, (size, streams) in enumerate(PLAN):
+        row: dict[str, object] = {}
+        for field in ("total_painted_fps", "server_cpu_ms_per_painted_frame", "latency_ms_median_of_streams"):
+            base, current = median("baseline", position, field), median("current", position, field)
+            row[field] = {
+                "baseline": base,
+                "current": current,
+                "ratio": round(current / base, 3) if base and current else None,
+            }
+        summary[f"{streams}x{size[0]}x{size[1]}"] = row
+    summary["four_streams_vs_one"] = {"baseline": four_vs_one("baseline"), "current": four_vs_one("current")}
+    return {
+        "baseline": {"ref": ref, "commit": git("rev-parse", ref)},
+        "current": {"commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(git("status", "--porcelain"))},
+        "rounds": rounds,
+        "summary": summary,
+        "runs": runs,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per scenario")
@@ -199,11 +262,19 @@ def main() -> None:
     parser.add_argument("--source-fps", type=float, default=30.0, help="frames each stream sends per second")
     parser.add_argument("--preset", default="style-03")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--baseline", help="a git ref: alternate its server with this tree's on the same plan, and report ratios"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="servers of each tree, with --baseline")
     args = parser.parse_args()
     report: dict[str, object] = {
         "benchmark": "live",
         "command": "python -m bench.live "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None and k != "out"),
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in vars(args).items()
+            if v is not None and k != "out" and (k != "rounds" or args.baseline)
+        ),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "environment": environment(),
         "targets": {
@@ -213,8 +284,15 @@ def main() -> None:
         },
     }
     sizes = [(320, 240), (640, 480)]
+    if args.baseline:
+        before = bare_fps(sizes)
+        report["ab"] = compare(args.baseline, args.rounds, args)
+        report["bare_transformer_fps"] = {"before": before, "after": bare_fps(sizes)}
+        report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        emit(report, args.out)
+        return
     before = bare_fps(sizes)
-    defaults = run_server({}, [((320, 240), 1), ((640, 480), 1), ((320, 240), 4)], args)
+    defaults = run_server({}, PLAN, args)
     batched = run_server({"ATELIER_MAX_BATCH_PIXELS": str(FOUR_320x240)}, [((320, 240), 4)], args)
     after = bare_fps(sizes)
     report["bare_transformer_fps"] = {"before": before, "after": after}
