@@ -14,7 +14,8 @@ of frames sent that were never painted. The first ``--warmup-s`` seconds of each
 counted; every frame painted in the measured window counts, whenever it was sent.
 
 The load generator runs on the same cores as the server: it sends frames encoded once before the
-streams start, without permessage-deflate, and only reads the answers (real clients run elsewhere);
+streams start and only reads the answers (real clients run elsewhere); it offers permessage-deflate
+as browsers do, so against a server that accepts it, it deflates every frame on these cores too;
 ``client_cores`` says what it took. ``server_cpu_ms_per_painted_frame`` is the server process's CPU
 time over the frames it painted: on a shared machine it moves far less than the fps do.
 A second server, started after the first is stopped, repeats the four streams with
@@ -68,9 +69,8 @@ async def one_stream(
     url: str, frames: list[bytes], preset: str, source_fps: float, warmup_s: float, seconds: float
 ) -> dict[str, float | int]:
     """A camera stream: frames at ``source_fps``; what came back in the measured window."""
-    # No permessage-deflate (the server declines it anyway): JPEG frames do not shrink, and the load
-    # generator shares the server's cores, so every cycle it spends is one the server loses.
-    async with connect(url, subprotocols=[SUBPROTOCOL], max_size=16 * 1024 * 1024, compression=None) as ws:  # type: ignore[list-item]
+    # permessage-deflate is offered, as browsers offer it: whether frames get deflated is the server's call.
+    async with connect(url, subprotocols=[SUBPROTOCOL], max_size=16 * 1024 * 1024) as ws:  # type: ignore[list-item]
         await ws.send(json.dumps({"type": "settings", "preset": preset, "format": "jpeg", "quality": 80}))
         while json.loads(await ws.recv())["type"] != "settings":
             pass

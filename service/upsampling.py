@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+from PIL import Image
 
 RADIUS = 2  # box radius at the low resolution: a 5x5 window
 EPS = 1e-3  # regularisation of a (guide in [0, 1]): edges weaker than ~0.03 transfer little
@@ -52,18 +53,30 @@ def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
     """
     out = np.asarray(x, np.float32)
     for axis in (0, 1):
-        n = out.shape[axis]
-        widths = [(0, 0)] * out.ndim
-        widths[axis] = (radius, radius)
-        padded = np.moveaxis(np.pad(out, widths), axis, 0)  # the summed axis first: plain slices
-        total = padded[0:n].copy()
-        for k in range(1, 2 * radius + 1):
-            total += padded[k : k + n]
-        idx = np.arange(n)
-        count = (np.minimum(idx + radius + 1, n) - np.maximum(idx - radius, 0)).astype(np.float32)
-        total /= count.reshape((n,) + (1,) * (out.ndim - 1))
-        out = np.moveaxis(total, 0, axis)
-    return np.ascontiguousarray(out)
+        out = _window_sums(out, radius, axis)
+    return out
+
+
+def _window_sums(x: np.ndarray, radius: int, axis: int) -> np.ndarray:
+    """Along ``axis`` (0 or 1) of float32 x: the mean of the 2r+1 values around each, clipped at the ends.
+    The shifts are slices of a zero-padded copy along the axis itself, so every add runs over
+    contiguous rows (a moved axis would make numpy step across memory)."""
+    n = x.shape[axis]
+    shape = list(x.shape)
+    shape[axis] = n + 2 * radius
+    padded = np.zeros(shape, np.float32)
+
+    def part(start: int) -> tuple[slice, ...]:
+        return (slice(None),) * axis + (slice(start, start + n),)
+
+    padded[part(radius)] = x
+    total = padded[part(0)] + padded[part(1)]
+    for k in range(2, 2 * radius + 1):
+        total += padded[part(k)]
+    idx = np.arange(n)
+    count = (np.minimum(idx + radius + 1, n) - np.maximum(idx - radius, 0)).astype(np.float32)
+    total /= count.reshape((1,) * axis + (n,) + (1,) * (x.ndim - axis - 1))
+    return total
 
 
 def coefficients(guide_low: np.ndarray, stylised_low: np.ndarray, radius: int = RADIUS, eps: float = EPS) -> np.ndarray:
@@ -71,47 +84,42 @@ def coefficients(guide_low: np.ndarray, stylised_low: np.ndarray, radius: int = 
     channel at a time, so the sums stay a few float32 planes of the low resolution."""
     mean_g = box_mean(guide_low, radius)
     var = np.maximum(box_mean(guide_low * guide_low, radius) - mean_g * mean_g, 0.0) + np.float32(eps)
-    slope = np.empty(stylised_low.shape, np.float32)
+    # Planes first (returned as an [h,w,3] view): each channel is a contiguous plane for the resampling.
+    slope = np.empty((stylised_low.shape[2], *stylised_low.shape[:2]), np.float32)
     for c in range(stylised_low.shape[2]):
         p = stylised_low[:, :, c]
         cov = box_mean(guide_low * p, radius) - mean_g * box_mean(p, radius)
-        slope[:, :, c] = box_mean(cov / var, radius)
-    return slope
+        slope[c] = box_mean(cov / var, radius)
+    return slope.transpose(1, 2, 0)
 
 
-def _axis(out_n: int, in_n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bilinear sampling along one axis with pixel centres aligned (align_corners=False), edge-clamped."""
-    pos = np.clip((np.arange(out_n, dtype=np.float64) + 0.5) * (in_n / out_n) - 0.5, 0, in_n - 1)
-    lo = np.floor(pos).astype(np.intp)
-    hi = np.minimum(lo + 1, in_n - 1)
-    return lo, hi, (pos - lo).astype(np.float32)
+def _plane_image(plane: np.ndarray) -> Image.Image:
+    """A 2-D float plane as a Pillow "F" image (float32, one copy only if it is not contiguous)."""
+    return Image.fromarray(np.ascontiguousarray(plane, np.float32))
+
+
+def _resize_rows(image: Image.Image, out_h: int, out_w: int, rows: slice) -> np.ndarray:
+    """Rows ``rows`` of a float plane resized bilinearly to (out_h, out_w), float32 [rows, out_w].
+
+    Pillow's bilinear filter, pixel centres aligned and, when enlarging, two taps per axis with the
+    weights renormalised at the border (the same as clamping to the edge pixel); about four times
+    faster than the same arithmetic in numpy. A band is the box of source rows that maps onto it:
+    Pillow keeps the whole image's border, so bands put together equal one full-size resize.
+    """
+    scale = image.height / out_h
+    box = (0.0, rows.start * scale, float(image.width), rows.stop * scale)
+    return np.asarray(image.resize((out_w, rows.stop - rows.start), Image.Resampling.BILINEAR, box=box))
 
 
 def bilinear_rows(image: np.ndarray, out_h: int, out_w: int, rows: slice) -> np.ndarray:
     """Rows ``rows`` of image [h,w,...] resized bilinearly to (out_h, out_w), float32; a plane at a time."""
     if image.ndim == 2:
-        return _Bilinear(image.shape[0], image.shape[1], out_h, out_w).plane(image, rows)
+        return _resize_rows(_plane_image(image), out_h, out_w, rows)
     out = np.empty((rows.stop - rows.start, out_w, *image.shape[2:]), np.float32)
-    resampler = _Bilinear(image.shape[0], image.shape[1], out_h, out_w)
     for c in np.ndindex(*image.shape[2:]):
-        out[(slice(None), slice(None), *c)] = resampler.plane(image[(slice(None), slice(None), *c)], rows)
+        plane = _plane_image(image[(slice(None), slice(None), *c)])
+        out[(slice(None), slice(None), *c)] = _resize_rows(plane, out_h, out_w, rows)
     return out
-
-
-class _Bilinear:
-    """Bilinear resampling from (h, w) to (out_h, out_w) of 2-D planes, the axes computed once."""
-
-    def __init__(self, h: int, w: int, out_h: int, out_w: int) -> None:
-        self.y = _axis(out_h, h)
-        self.x = _axis(out_w, w)
-
-    def plane(self, image: np.ndarray, rows: slice) -> np.ndarray:
-        y0, y1, fy = (a[rows] for a in self.y)
-        x0, x1, fx = self.x
-        top = image[y0].astype(np.float32)
-        column = top + (image[y1].astype(np.float32) - top) * fy[:, None]
-        left = column[:, x0]
-        return left + (column[:, x1] - left) * fx[None, :]
 
 
 def guided_upsample_bands(
@@ -125,14 +133,16 @@ def guided_upsample_bands(
     out_h, out_w = photo.shape[:2]
     guide = luminance(guide_low)
     slope = coefficients(guide, stylised_low)
-    resampler = _Bilinear(guide.shape[0], guide.shape[1], out_h, out_w)
+    guide_image = _plane_image(guide)
+    strokes = [_plane_image(stylised_low[:, :, c]) for c in range(3)]
+    slopes = [_plane_image(slope[:, :, c]) for c in range(3)]
     for start in range(0, out_h, band_rows):
         rows = slice(start, min(start + band_rows, out_h))
-        detail = luminance(photo[rows]) - resampler.plane(guide, rows)
+        detail = luminance(photo[rows]) - _resize_rows(guide_image, out_h, out_w, rows)
         band = np.empty((rows.stop - rows.start, out_w, 3), np.float32)
         for c in range(3):
-            plane = resampler.plane(stylised_low[:, :, c], rows)
-            plane += resampler.plane(slope[:, :, c], rows) * detail
+            plane = _resize_rows(strokes[c], out_h, out_w, rows)  # read-only: Pillow owns the buffer
+            plane = plane + _resize_rows(slopes[c], out_h, out_w, rows) * detail
             np.clip(plane, 0.0, 1.0, out=plane)
             band[:, :, c] = plane
         yield rows, band
