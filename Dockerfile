@@ -4,8 +4,10 @@
 #   base-gpu     CUDA 13 + cuDNN 9 runtime (what onnxruntime-gpu 1.31 is built for) on Ubuntu 24.04
 #   base-cpu     python:3.12-slim, for machines without a GPU (ONNX Runtime runs on its CPU provider)
 #   runtime      base-${VARIANT} + the service's base dependencies + /models, as a non-root user
+#   video-worker runtime + the `video` extra (PyAV, OpenCV), running `python -m service.video_worker`
 # Build (Docker 20.10+ BuildKit, or `docker compose build`):
 #   docker build --target runtime --build-arg VARIANT=cpu -t atelier:cpu .   (VARIANT=gpu for CUDA)
+#   docker build --target video-worker --build-arg VARIANT=cpu -t atelier:video-worker .
 # Offline sites: `make docker-images` (scripts/docker-images.sh) passes local stand-ins for the base
 # images and the torch wheel through the build arguments below; their defaults are the upstream ones.
 # Behind a TLS-inspecting proxy, give pip the site's CA bundle as a build secret (never a layer):
@@ -69,10 +71,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /opt/atelier
-# Only the service's base dependencies (no training code); it runs from its source tree.
+# Only the service's base dependencies (no training code) and RQ (the `queue` extra, about 2 MB: a
+# replica puts video jobs on the queue; the video workers decode them); it runs from its source tree.
 COPY pyproject.toml scripts/pyproject_requirements.py scripts/ca-env.sh ./
 RUN --mount=type=secret,id=pip_ca . ./ca-env.sh \
-    && python pyproject_requirements.py --onnxruntime "${ATELIER_ONNXRUNTIME}" dependencies > requirements.txt \
+    && python pyproject_requirements.py --onnxruntime "${ATELIER_ONNXRUNTIME}" dependencies queue > requirements.txt \
     && pip install -r requirements.txt \
     && rm pyproject.toml pyproject_requirements.py ca-env.sh requirements.txt
 # What `python -m service` imports from the repository: the service and the manifest reader it
@@ -80,9 +83,13 @@ RUN --mount=type=secret,id=pip_ca . ./ca-env.sh \
 COPY service/ service/
 COPY onnx_export/__init__.py onnx_export/manifest.py onnx_export/
 COPY --from=models /models /models
-RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/atelier atelier
+# videos/: the video jobs' uploads and results, which replicas and video workers share (a volume
+# mounted there starts with this folder's owner).
+RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/atelier atelier \
+    && install -d -o atelier -g atelier /var/lib/atelier/videos
 ENV ATELIER_MODEL_DIR=/models \
     ATELIER_STYLE_DIR=/var/lib/atelier/styles \
+    ATELIER_VIDEO_DIR=/var/lib/atelier/videos \
     HOST=0.0.0.0 \
     PORT=8000
 USER 10001
@@ -91,3 +98,18 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('PORT', '8000'), timeout=2)"]
 CMD ["python", "-m", "service"]
+
+# The video workers (docker-compose.yml's `video-worker` service): the runtime image plus the `video`
+# extra (PyAV with its FFmpeg, OpenCV for the optical flow), kept out of the slim atelier:cpu.
+FROM runtime AS video-worker
+USER root
+COPY pyproject.toml scripts/pyproject_requirements.py scripts/ca-env.sh /tmp/atelier-build/
+RUN --mount=type=secret,id=pip_ca . /tmp/atelier-build/ca-env.sh \
+    && python /tmp/atelier-build/pyproject_requirements.py /tmp/atelier-build/pyproject.toml video \
+       > /tmp/atelier-build/requirements.txt \
+    && pip install -r /tmp/atelier-build/requirements.txt \
+    && rm -rf /tmp/atelier-build
+USER 10001
+# A worker serves no HTTP: compose and Kubernetes watch the process (it exits when Redis is unset).
+HEALTHCHECK NONE
+CMD ["python", "-m", "service.video_worker"]
