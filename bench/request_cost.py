@@ -1,7 +1,7 @@
 """Where a request's CPU goes inside the service: CPU ms and page faults per image, by thread role; JSON.
 
     .venv/bin/python -m bench.request_cost [--size 1024] [--concurrency 1] [--requests 24] \\
-        [--variant ATELIER_HEAP_REUSE_MIB=32 --variant ATELIER_HEAP_REUSE_MIB=0] [--out F]
+        [--variant ATELIER_HEAP_REUSE_MIB=32 --variant ATELIER_HEAP_REUSE_MIB=0] [--gap S] [--out F]
 
 Starts `python -m service` (one process) once per ``--variant`` (environment assignments, comma-separated, on top of
 the bench's own), drives ``--requests`` stylize requests (a registered style, JPEG in and out) at
@@ -11,7 +11,9 @@ thread: HTTP parsing, routing, asyncio), ``codec`` (decode, resize, encode), ``i
 micro-batcher's threads, which call ONNX Runtime and take part in its work), ``onnxruntime`` (the
 unnamed threads: ONNX Runtime's intra-op pool, the model's compute on a CPU) and ``other``. On a
 GPU host this says which part of the CPU side a throughput ceiling comes from. The variants run in
-turn, round by round, so the machine's drift reaches each.
+turn, round by round, so the machine's drift reaches each. ``--gap S`` sends the requests one at a time
+with S idle seconds before each (sparse traffic: past 2 s the idle trim runs in between, and the next
+request faults its buffers in again); ``images_per_s`` is then over the requests' own time.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import IMAGES, cached_style_form, drive, emit, environment, serve, warm_up
+from bench.common import IMAGES, cached_style_form, drive, emit, environment, serve, summary, warm_up
 from tests.helpers.images import square_jpeg
 
 ROLES = {"atelier-codec": "codec", "atelier-infer": "inference"}
@@ -80,6 +82,19 @@ def parse_variant(text: str) -> dict[str, str]:
     return dict(pairs)
 
 
+def sparse(url: str, files: dict[str, bytes], data: dict[str, str], count: int, gap_s: float) -> dict[str, Any]:
+    """``count`` requests, one at a time, each after ``gap_s`` idle seconds."""
+    latencies_s: list[float] = []
+    errors = 0
+    for _ in range(count):
+        time.sleep(gap_s)
+        one = asyncio.run(drive(url, files, data, 1, 1, 600))
+        errors += int(one["errors"])
+        if one["images"]:
+            latencies_s.append(float(one["p50_ms"]) / 1000)
+    return summary(latencies_s, sum(latencies_s), errors)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1024)
@@ -87,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=24, help="requests per variant and round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--variant", action="append", type=parse_variant, help="NAME=VALUE[,...]; repeatable")
+    parser.add_argument("--gap", type=float, default=0.0, help="idle seconds before each request (concurrency 1)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     variants = args.variant or [{}]
@@ -104,7 +120,10 @@ def main(argv: list[str] | None = None) -> int:
                     data = cached_style_form(server.url)
                     warm_up(server.url, files, data, args.concurrency)
                     before = thread_usage(server.process.pid)
-                    load = asyncio.run(drive(server.url, files, data, args.concurrency, args.requests, 600))
+                    if args.gap:
+                        load = sparse(server.url, files, data, args.requests, args.gap)
+                    else:
+                        load = asyncio.run(drive(server.url, files, data, args.concurrency, args.requests, 600))
                     after = thread_usage(server.process.pid)
                     cost = per_image(before, after, max(1, load["images"]))
                     results[index]["rounds"].append({"load": load, **cost})  # type: ignore[attr-defined]

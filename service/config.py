@@ -79,7 +79,7 @@ class Settings(BaseSettings):
         ge=0,
         le=32,
         description="allocations up to this many MiB are served from the heap and kept there when freed "
-        "(glibc mallopt: no page faults per request for image buffers); 0 = glibc's defaults",
+        "(glibc mallopt: no page faults per request for image buffers), until 5 s idle; 0 = glibc's defaults",
     )
     decode_pixels: int = Field(
         36_000_000,

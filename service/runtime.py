@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 import onnxruntime as ort
 
-from service.allocator import release_free_memory
+from service.allocator import heap_threads_idle, release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,13 @@ def quiet_native_log() -> Iterator[None]:
         ort.set_default_logger_severity(NATIVE_SEVERITY)
 
 
-# Runs up to this many pixels (batch x height x width) that grow a session's CPU arena leave it marked
-# for a trim once the session is idle; smaller ones never grow it past what the warm-up left.
-GROWN_PIXELS = 512 * 512
-TRIM_IDLE_S = 2.0
+# Runs over this many pixels (batch x height x width) leave a session's CPU arena marked for a trim once
+# it is idle. A 512x512 run (a 1024-2048 output at the default brush) grows presets-26's by 300 MB.
+GROWN_PIXELS = 256 * 256
+# Requests closer together than this keep their memory paged in (the arena, the heaps' reused buffers:
+# docs/performance.md); after it the process gives it back, well within the 10 s docs/hardening.md targets.
+TRIM_IDLE_S = 5.0
+TRIM_CHECK_S = 1.0
 _SHRINK = ort.RunOptions()
 _SHRINK.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
@@ -155,11 +158,11 @@ class OnnxModel:
                 self._grown = self._grown or pixels > GROWN_PIXELS
 
     def trim_if_idle(self, idle_s: float = TRIM_IDLE_S) -> bool:
-        """After a large run, once idle: hand the arena's free chunks back, and the C heap's free pages
-        (a large request's decode and buffers leave holes that glibc keeps; see service.allocator)."""
+        """After a large run, once it and the codec threads are idle (the request's encode is done): hand
+        the arena's free chunks back, and the C heaps' free memory (see service.allocator)."""
         with self._lock:
             idle = self._in_flight == 0 and time.monotonic() - self._last_end >= idle_s
-            if not (self._grown and idle and self._smallest is not None):
+            if not (self._grown and idle and self._smallest is not None and heap_threads_idle(idle_s)):
                 return False
             self._grown = False
             feeds = self._smallest[1]
@@ -185,7 +188,7 @@ class _ArenaTrimmer:
 
     def _loop(self) -> None:
         while True:
-            time.sleep(TRIM_IDLE_S / 2)
+            time.sleep(TRIM_CHECK_S)
             for model in list(self._models):
                 try:
                     model.trim_if_idle()

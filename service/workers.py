@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from service.allocator import HeapThreads
 from service.errors import BatchTooLarge, ClientClosedRequest, DeadlineExceeded, Overloaded
 from service.metrics import Metrics
 
@@ -35,10 +36,9 @@ PR_SET_NAME = 15  # from linux/prctl.h
 
 def named_executor(threads: int, name: str) -> ThreadPoolExecutor:
     """A thread pool whose threads carry ``name`` in the OS as well as in Python, so ``top -H`` and
-    /proc/<pid>/task/*/comm tell codec threads from inference threads from ONNX Runtime's own."""
-    return ThreadPoolExecutor(
-        max_workers=threads, thread_name_prefix=name, initializer=_name_os_thread, initargs=(name,)
-    )
+    /proc/<pid>/task/*/comm tell codec threads from inference threads from ONNX Runtime's own. Their
+    heaps hold the requests' buffers, so the idle trim reaches them (``HeapThreads``)."""
+    return HeapThreads(max_workers=threads, thread_name_prefix=name, initializer=_name_os_thread, initargs=(name,))
 
 
 def _name_os_thread(name: str) -> None:
