@@ -3,9 +3,13 @@
 #                models exactly as `make models` does; torch never reaches the runtime image
 #   base-gpu     CUDA 13 + cuDNN 9 runtime (what onnxruntime-gpu 1.31 is built for) on Ubuntu 24.04
 #   base-cpu     python:3.12-slim, for machines without a GPU (ONNX Runtime runs on its CPU provider)
-#   runtime      base-${VARIANT} + the service's base dependencies + /models, as a non-root user
+#   runtime-deps base-${VARIANT} + the service's base dependencies and RQ, the user, the settings
+#   video-deps   runtime-deps + the `video` extra (PyAV, OpenCV)
+#   runtime      runtime-deps + the service's sources + /models, as a non-root user (atelier:cpu)
+#   video-worker video-deps + the same files, running `python -m service.video_worker`
 # Build (Docker 20.10+ BuildKit, or `docker compose build`):
 #   docker build --target runtime --build-arg VARIANT=cpu -t atelier:cpu .   (VARIANT=gpu for CUDA)
+#   docker build --target video-worker --build-arg VARIANT=cpu -t atelier:video-worker .
 # Offline sites: `make docker-images` (scripts/docker-images.sh) passes local stand-ins for the base
 # images and the torch wheel through the build arguments below; their defaults are the upstream ones.
 # Behind a TLS-inspecting proxy, give pip the site's CA bundle as a build secret (never a layer):
@@ -63,31 +67,61 @@ RUN python -m venv /opt/venv
 # The CPU build of ONNX Runtime: the -gpu wheel's CUDA provider libraries are dead weight here.
 ENV ATELIER_PROVIDERS=cpu ATELIER_ONNXRUNTIME=onnxruntime
 
+# The runtime's dependencies, user and settings, under both the runtime and the video-worker stages:
+# a change to the sources rebuilds neither stage's dependency layers.
 # hadolint ignore=DL3006
-FROM base-${VARIANT} AS runtime
+FROM base-${VARIANT} AS runtime-deps
 ENV PATH=/opt/venv/bin:$PATH \
     PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /opt/atelier
-# Only the service's base dependencies (no training code); it runs from its source tree.
+# Only the service's base dependencies (no training code) and RQ (the `queue` extra, about 2 MB: a
+# replica puts video jobs on the queue; the video workers decode them); it runs from its source tree.
 COPY pyproject.toml scripts/pyproject_requirements.py scripts/ca-env.sh ./
 RUN --mount=type=secret,id=pip_ca . ./ca-env.sh \
-    && python pyproject_requirements.py --onnxruntime "${ATELIER_ONNXRUNTIME}" dependencies > requirements.txt \
+    && python pyproject_requirements.py --onnxruntime "${ATELIER_ONNXRUNTIME}" dependencies queue > requirements.txt \
     && pip install -r requirements.txt \
     && rm pyproject.toml pyproject_requirements.py ca-env.sh requirements.txt
+# videos/: the video jobs' uploads and results, which replicas and video workers share (a volume
+# mounted there starts with this folder's owner).
+RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/atelier atelier \
+    && install -d -o atelier -g atelier /var/lib/atelier/videos
+ENV ATELIER_MODEL_DIR=/models \
+    ATELIER_STYLE_DIR=/var/lib/atelier/styles \
+    ATELIER_VIDEO_DIR=/var/lib/atelier/videos \
+    HOST=0.0.0.0 \
+    PORT=8000
+
+# The `video` extra (PyAV with its FFmpeg, OpenCV for the optical flow) for the video workers only,
+# kept out of the slim atelier:cpu.
+FROM runtime-deps AS video-deps
+COPY pyproject.toml scripts/pyproject_requirements.py scripts/ca-env.sh ./
+RUN --mount=type=secret,id=pip_ca . ./ca-env.sh \
+    && python pyproject_requirements.py video > requirements.txt \
+    && pip install -r requirements.txt \
+    && rm pyproject.toml pyproject_requirements.py ca-env.sh requirements.txt
+
+FROM runtime-deps AS runtime
+WORKDIR /opt/atelier
 # What `python -m service` imports from the repository: the service and the manifest reader it
 # shares with the exporter (tests/docker/test_runtime_paths.py imports it from exactly these paths).
 COPY service/ service/
 COPY onnx_export/__init__.py onnx_export/manifest.py onnx_export/
 COPY --from=models /models /models
-RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/atelier atelier
-ENV ATELIER_MODEL_DIR=/models \
-    ATELIER_STYLE_DIR=/var/lib/atelier/styles \
-    HOST=0.0.0.0 \
-    PORT=8000
 USER 10001
 EXPOSE 8000
 # Ready = models loaded, warmed up, on the requested provider (a degraded Redis still counts as ready).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('PORT', '8000'), timeout=2)"]
 CMD ["python", "-m", "service"]
+
+# The video workers (docker-compose.yml's `video-worker` service): the runtime's files on top of the
+# video extra. A worker serves no HTTP but its metrics (ATELIER_VIDEO_METRICS_PORT), which compose's
+# healthcheck asks; it exits when ATELIER_REDIS_URL is unset.
+FROM video-deps AS video-worker
+WORKDIR /opt/atelier
+COPY service/ service/
+COPY onnx_export/__init__.py onnx_export/manifest.py onnx_export/
+COPY --from=models /models /models
+USER 10001
+CMD ["python", "-m", "service.video_worker"]

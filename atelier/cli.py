@@ -142,6 +142,12 @@ model_dir_option = click.option(
     help="local model repository (default: $ATELIER_MODEL_DIR, else ./models of the checkout)",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="one JSON object per output on stdout")
+stroke_scale_option = click.option(
+    "--stroke-scale",
+    type=click.FloatRange(MIN_STROKE_SCALE, MAX_STROKE_SCALE),
+    metavar="S",
+    help="brush size: 1 = the network's strokes, 2 = twice as big (default: the server's, by output size)",
+)
 
 
 def style_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -323,12 +329,7 @@ through the service's pipeline. Without -o, one file is written to ./<name>.styl
 @style_options
 @click.option("--preserve-color", is_flag=True, help="keep the photo's colours, stylise the luminance")
 @click.option("--max-side", type=click.IntRange(min=1), metavar="PX", help="longest side of the output")
-@click.option(
-    "--stroke-scale",
-    type=click.FloatRange(MIN_STROKE_SCALE, MAX_STROKE_SCALE),
-    metavar="S",
-    help="brush size: 1 = the network's strokes, 2 = twice as big (default: the server's, by output size)",
-)
+@stroke_scale_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="output format (default: from -o's suffix, else png)")
 @click.option("--quality", type=click.IntRange(1, 100), default=90, show_default=True, help="JPEG/WebP quality")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="images in flight at once (default 16; 4 on --server)")
@@ -434,6 +435,7 @@ VIDEO_HELP = """Stylise a video clip (MP4, WebM, MOV, animated GIF) into H.264 M
 \b
   atelier video clip.mp4 --preset style-07 -o out.mp4
   atelier video clip.mp4 --style painting.jpg --max-side 720 --consistency 0.8 -o out.mp4
+  atelier video clip.mp4 --preset 5 --stroke-scale 2 -o big-strokes.mp4
   atelier video clip.mp4 --preset 3:0.5,12:0.5 --server http://127.0.0.1:8000 --json
 
 In process it renders as the service's video jobs do (one style embedding for the clip, each
@@ -450,6 +452,7 @@ into MP4; the output file name is kept either way).
 @style_options
 @click.option("--preserve-color", is_flag=True, help="keep the clip's colours, stylise the luminance")
 @click.option("--max-side", type=click.IntRange(min=1), metavar="PX", help="longest side of the output frames")
+@stroke_scale_option
 @click.option(
     "--consistency",
     type=click.FloatRange(0, 0.95),
@@ -469,6 +472,7 @@ def video_command(
     strength: float,
     preserve_color: bool,
     max_side: int | None,
+    stroke_scale: float | None,
     consistency: float | None,
     server: str | None,
     api_key: str | None,
@@ -503,6 +507,7 @@ def video_command(
             max_side=max_side,
             consistency=consistency,
             on_progress=on_progress,
+            stroke_scale=stroke_scale,
         )
     payload = {
         "input": clip,
@@ -512,6 +517,7 @@ def video_command(
         "media_type": result.media_type,
         "model": result.model,
         "bytes": result.output.stat().st_size,
+        "stroke_scale": result.stroke_scale,
     }
     if result.job_id is not None:
         payload["job_id"] = result.job_id

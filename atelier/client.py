@@ -165,11 +165,12 @@ class Client:
         max_side: int | None = None,
         consistency: float | None = None,
         on_progress: ProgressCallback | None = None,
+        stroke_scale: float | None = None,
     ) -> StylizedVideo:
         """A job on the server: POST /v1/videos, poll GET /v1/videos/{id} (``on_progress(done, total)``
         after each poll), then GET .../result into ``output``. An interrupt (Ctrl-C) cancels the job."""
         choice = StyleChoice.of(style, style_id, preset, styles, weights, model)
-        opts = Options(strength, preserve_color, max_side)
+        opts = Options(strength, preserve_color, max_side, stroke_scale=stroke_scale)
         source, target = video_path(video), Path(output)
         started = time.perf_counter()
         form = {**choice.form(), **{k: v for k, v in opts.form().items() if k not in ("format", "quality")}}
@@ -190,7 +191,9 @@ class Client:
         target.parent.mkdir(parents=True, exist_ok=True)
         media_type = self._download(f"/v1/videos/{job['id']}/result", target)
         seconds = time.perf_counter() - started
-        return StylizedVideo(target, job["frames_total"], media_type, choice.model or "", seconds, job["id"])
+        return StylizedVideo(
+            target, job["frames_total"], media_type, choice.model or "", seconds, job["id"], job.get("stroke_scale")
+        )
 
     def _wait_video(self, job: dict[str, Any], on_progress: ProgressCallback | None, interval: float) -> dict[str, Any]:
         while True:

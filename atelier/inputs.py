@@ -180,3 +180,4 @@ class StylizedVideo:
     model: str
     seconds: float
     job_id: str | None = None  # the server's job, for --server; None in process
+    stroke_scale: float | None = None  # the brush size the clip ran at (the job's, X-Stroke-Scale)

@@ -219,13 +219,14 @@ class Local:
         max_side: int | None = None,
         consistency: float | None = None,
         on_progress: ProgressCallback | None = None,
+        stroke_scale: float | None = None,
     ) -> StylizedVideo:
         """Stylise a clip into ``output`` as a video job of POST /v1/videos renders it: the style
         resolved and embedded once, the clip probed against the ATELIER_VIDEO_MAX_* limits, then
         ``service.video_render.render`` frame by frame, in this thread. ``on_progress(done, total)``
         runs after each frame."""
         choice = StyleChoice.of(style, style_id, preset, styles, weights, model)
-        opts = Options(strength, preserve_color, max_side)
+        opts = Options(strength, preserve_color, max_side, stroke_scale=stroke_scale)
         source, target = video_path(video), Path(output)
         services = self.services()
         s = services.settings
@@ -252,7 +253,7 @@ class Local:
     ) -> StylizedVideo:
         # The service's own video modules (the `video` extra), imported only when a clip is asked for.
         from service.video_io import VideoLimits, probe
-        from service.video_render import VideoSpec, render
+        from service.video_render import VideoSpec, render, resolve_stroke_scale
 
         s = services.settings
         started = time.perf_counter()
@@ -267,7 +268,9 @@ class Local:
             preserve_color=opts.preserve_color,
             max_side=opts.max_side,
             consistency=s.video_consistency if consistency is None else consistency,
+            stroke_scale=opts.stroke_scale,
         )
+        scale = resolve_stroke_scale(video_spec, info, s.max_output_side, s.brush_side, s.tile_side)
 
         def on_frame(done: int, _seconds: float) -> None:
             if on_progress is not None:
@@ -276,12 +279,13 @@ class Local:
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             frames = render(
-                chosen, video_spec, source, target, info, s.max_output_side, on_frame, s.video_encoder_threads
+                chosen, video_spec, source, target, info, s.max_output_side, on_frame, s.video_encoder_threads, scale
             )
         except BaseException:
             target.unlink(missing_ok=True)  # no half-written clip left behind
             raise
-        return StylizedVideo(target, frames, info.media_type, chosen.label, time.perf_counter() - started, None)
+        seconds = time.perf_counter() - started
+        return StylizedVideo(target, frames, info.media_type, chosen.label, seconds, None, scale)
 
     def register_style(self, style: ImageSource, model: str | None = None) -> dict[str, Any]:
         """Predict and store a style's embedding (as POST /v1/styles); the style record."""

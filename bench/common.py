@@ -28,10 +28,10 @@ BENCH_ENV = {"ATELIER_LOG_LEVEL": "WARNING"}
 
 
 @contextmanager
-def serve(workdir: Path, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
-    """`python -m service` on the default models and a free loopback port until the block ends; waits
-    (90 s at most) until every one of its processes is ready."""
-    with running_server(MODELS, workdir, env, base_env=BENCH_ENV) as server:
+def serve(workdir: Path, env: dict[str, str] | None = None, source: Path = REPO) -> Iterator[LiveServer]:
+    """`python -m service` (of the tree ``source``) on the default models and a free loopback port until
+    the block ends; waits (90 s at most) until every one of its processes is ready."""
+    with running_server(MODELS, workdir, env, base_env=BENCH_ENV, source=source) as server:
         yield server
 
 

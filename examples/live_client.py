@@ -145,7 +145,8 @@ async def stream(args: argparse.Namespace) -> dict[str, object]:
     out = Path(args.out) if args.out else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    async with connect(args.url, subprotocols=protocols, max_size=32 * 1024 * 1024) as ws:  # type: ignore[arg-type]
+    # compression=None: JPEG frames do not deflate, and compressing each one costs CPU on both ends.
+    async with connect(args.url, subprotocols=protocols, max_size=32 * 1024 * 1024, compression=None) as ws:  # type: ignore[arg-type]
         await ws.send(json.dumps(style_settings(args)))
         applied = await expect_settings(ws)
         print(f"painting with {applied['model']} {applied['style']}", file=sys.stderr)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make docker-images`: builds the CPU image atelier:cpu from the committed Dockerfile in the engine
-# DOCKER_HOST points to; when none answers, in a dockerd started for the run and stopped afterwards
+# `make docker-images`: builds the CPU image atelier:cpu and the video workers' atelier:video-worker
+# from the committed Dockerfile in the engine DOCKER_HOST points to; when none answers, in a dockerd started for the run and stopped afterwards
 # (scripts/docker-engine.sh). Base images are the upstream ones, or local stand-ins where no
 # registry answers (scripts/docker-standins.sh); the choice goes to $ATELIER_DOCKER_ENV_FILE
 # (artifacts/docker/images.env), which `docker compose --env-file` takes for the gateway and Redis.
@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 export DOCKER=${DOCKER:-/usr/bin/docker} DOCKER_BUILDKIT=1
 ENV_FILE=${ATELIER_DOCKER_ENV_FILE:-artifacts/docker/images.env}
 TAG=${ATELIER_IMAGE:-atelier:cpu}
+WORKER_TAG=${ATELIER_VIDEO_WORKER_IMAGE:-atelier:video-worker}
 began=$(date +%s)
 
 engine=$(scripts/docker-engine.sh start)
@@ -33,17 +34,29 @@ if [ -z "$ca" ] && [ "$ATELIER_OFFLINE" = 1 ]; then
 fi
 [ -n "$ca" ] && secret=(--secret "id=pip_ca,src=$ca")
 
-log=$(dirname "$ENV_FILE")/build-${TAG//[:\/]/-}.log
-echo "docker-images: building $TAG on $ATELIER_PYTHON_IMAGE (log: $log)" >&2
-if ! nice "$DOCKER" build --progress=plain --target runtime --build-arg VARIANT=cpu \
-    --build-arg PYTHON_IMAGE="$ATELIER_PYTHON_IMAGE" --build-arg TORCH_WHEELS="$ATELIER_TORCH_WHEELS" \
-    --build-arg TORCH_INDEX="$ATELIER_TORCH_INDEX" --build-arg PARITY_IMAGES="$ATELIER_PARITY_IMAGES" "${secret[@]}" -t "$TAG" . >"$log" 2>&1; then
-  tail -40 "$log" >&2
-  echo "docker-images: the build of $TAG failed (whole log: $log)" >&2
-  exit 1
-fi
-"$DOCKER" image prune -f >/dev/null  # the previous build's now untagged image; the build cache stays
+# build TARGET TAG: one stage of the committed Dockerfile; the video worker's build reuses the
+# runtime stage's layers from the first one.
+build() {
+  local target=$1 tag=$2 log
+  log=$(dirname "$ENV_FILE")/build-${tag//[:\/]/-}.log
+  echo "docker-images: building $tag (target $target) on $ATELIER_PYTHON_IMAGE (log: $log)" >&2
+  if ! nice "$DOCKER" build --progress=plain --target "$target" --build-arg VARIANT=cpu \
+      --build-arg PYTHON_IMAGE="$ATELIER_PYTHON_IMAGE" --build-arg TORCH_WHEELS="$ATELIER_TORCH_WHEELS" \
+      --build-arg TORCH_INDEX="$ATELIER_TORCH_INDEX" --build-arg PARITY_IMAGES="$ATELIER_PARITY_IMAGES" \
+      "${secret[@]}" -t "$tag" . >"$log" 2>&1; then
+    tail -40 "$log" >&2
+    echo "docker-images: the build of $tag failed (whole log: $log)" >&2
+    exit 1
+  fi
+}
+build runtime "$TAG"
+built=$(date +%s)
+build video-worker "$WORKER_TAG"
+"$DOCKER" image prune -f >/dev/null  # the previous builds' now untagged images; the build cache stays
 size=$("$DOCKER" image inspect -f '{{.Size}}' "$TAG")
+worker=$("$DOCKER" image inspect -f '{{.Size}}' "$WORKER_TAG")
 base=$("$DOCKER" image inspect -f '{{.Size}}' "$ATELIER_PYTHON_IMAGE")
 echo "docker-images: $TAG $((size / 1000000)) MB, $(((size - base) / 1000000)) MB on top of $ATELIER_PYTHON_IMAGE;" \
-  "$(($(date +%s) - began)) s" >&2
+  "$((built - began)) s" >&2
+echo "docker-images: $WORKER_TAG $((worker / 1000000)) MB, $(((worker - size) / 1000000)) MB on top of $TAG;" \
+  "$(($(date +%s) - built)) s" >&2

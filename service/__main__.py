@@ -15,6 +15,9 @@ from service.metrics import MULTIPROCESS_DIR
 from service.protocol import ConnectionLimits, GuardedHttpToolsProtocol
 
 PROTOCOL = "service.protocol:GuardedHttpToolsProtocol"
+# WebSockets (only /v1/live) carry JPEG and WebP frames, which deflate cannot shrink: permessage-deflate
+# would cost both ends a compression per message for ~1% of the bytes (docs/live.md). HTTP is untouched.
+WS_PER_MESSAGE_DEFLATE = False
 
 
 def process_app() -> FastAPI:
@@ -45,13 +48,20 @@ def main() -> None:
                 log_config=None,
                 access_log=False,
                 http=PROTOCOL,  # each process reads its connection limits from the same environment
+                ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE,
             )
     else:
         GuardedHttpToolsProtocol.limits = ConnectionLimits(
             settings.header_timeout_s, settings.max_header_bytes, settings.max_connections
         )
         uvicorn.run(
-            create_app(settings), host=host, port=port, log_config=None, access_log=False, http=GuardedHttpToolsProtocol
+            create_app(settings),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            http=GuardedHttpToolsProtocol,
+            ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE,
         )
 
 

@@ -174,7 +174,12 @@ class Settings(BaseSettings):
     )
     video_result_ttl_s: int = Field(3600, ge=1, description="how long a finished video job and its result are kept")
     video_lease_s: float = Field(
-        30.0, gt=0, description="a running job with no progress for this long (its worker died) is marked failed"
+        30.0,
+        gt=0,
+        description="a running job with no progress for this long (its worker died) is queued again or failed",
+    )
+    video_retries: int = Field(
+        1, ge=0, le=5, description="times a job whose RQ worker died mid-job is queued again before it fails"
     )
     video_job_timeout_s: int = Field(6 * 3600, ge=1, description="RQ's limit on one video job's run time")
     video_encoder_threads: int = Field(2, ge=1, description="decoder and H.264 encoder threads per video job")

@@ -59,12 +59,17 @@ class VideoInfo:
         return "video/mp4" if self.container == "mp4" else "video/x-matroska"
 
 
+def video_support() -> bool:
+    """PyAV and OpenCV (the `video` extra) are importable: this process can probe and render clips."""
+    return av is not None and find_spec("cv2") is not None
+
+
 def require_video_support() -> None:
     """Raise the 501 problem unless PyAV and OpenCV (the `video` extra) are importable."""
-    if av is None or find_spec("cv2") is None:
+    if not video_support():
         raise VideoSupportMissing(
             "this server was installed without video support: pip install 'atelier[video]' "
-            "(or run the atelier:video image)"
+            "(or run the atelier:video-worker image)"
         )
 
 

@@ -10,8 +10,14 @@
 Status moves queued -> running -> done | failed | cancelled, and only forward: every transition is
 conditional on the current status (a Lua script in Redis), so a cancel and a finishing worker cannot
 both win. A running job's worker writes a heartbeat with each frame; a job whose heartbeat is older
-than ``ATELIER_VIDEO_LEASE_S`` (its worker was killed or lost) is marked failed when next read,
-never left "running". Finished jobs and their files expire after ``ATELIER_VIDEO_RESULT_TTL_S``.
+than ``ATELIER_VIDEO_LEASE_S`` (its worker was killed or lost) is, when next read, queued again on RQ
+from its first frame (at most ``ATELIER_VIDEO_RETRIES`` times, while its upload is there), else
+marked failed: never left "running". Finished jobs and their files expire after
+``ATELIER_VIDEO_RESULT_TTL_S``.
+
+A replica without PyAV (the slim atelier:cpu image, which carries RQ only) cannot probe an upload:
+it stores the upload and queues the job with no ``info``, and the worker probes it first (a bad clip
+then ends as a failed job whose ``error`` says why, rather than a 4xx at upload).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -33,8 +40,8 @@ from service.errors import AtelierError, Overloaded
 from service.metrics import Metrics
 from service.registry import ModelRegistry
 from service.video_errors import JobCancelled, VideoSupportMissing
-from service.video_io import VideoInfo, require_video_support
-from service.video_render import VideoSpec, render
+from service.video_io import VideoInfo, VideoLimits, probe, require_video_support, video_support
+from service.video_render import VideoSpec, render, resolve_stroke_scale
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +59,22 @@ class JobRecord:
     owner: str
     status: Status
     spec: VideoSpec
-    info: VideoInfo
+    info: VideoInfo | None  # None until a worker probes an upload that the replica could not
     frames_done: int = 0
     error: str | None = None
     created: float = field(default_factory=time.time)
     heartbeat: float = field(default_factory=time.time)
     expires: float | None = None  # set when the job ends
+    stroke_scale: float | None = None  # the brush size it runs at, once the clip's size is known
+    attempts: int = 0  # times a worker was given the job again after its first worker died
 
     @property
     def frames_total(self) -> int:
-        return self.info.frames
+        return self.info.frames if self.info is not None else 0
+
+    @property
+    def container(self) -> str:
+        return self.info.container if self.info is not None else "mp4"
 
     @property
     def progress(self) -> float:
@@ -77,6 +90,8 @@ class JobRecord:
             "frames_done": self.frames_done,
             "frames_total": self.frames_total,
             "error": self.error,
+            "stroke_scale": self.stroke_scale,
+            "attempts": self.attempts,
         }
 
     def to_fields(self) -> dict[str, str]:
@@ -85,32 +100,44 @@ class JobRecord:
             "owner": self.owner,
             "status": self.status,
             "spec": json.dumps(self.spec.to_dict()),
-            "info": json.dumps({**asdict(self.info), "rate": str(self.info.rate)}),
+            "info": info_json(self.info),
             "frames_done": str(self.frames_done),
             "error": self.error or "",
             "created": repr(self.created),
             "heartbeat": repr(self.heartbeat),
             "expires": repr(self.expires) if self.expires is not None else "",
+            "stroke_scale": repr(self.stroke_scale) if self.stroke_scale is not None else "",
+            "attempts": str(self.attempts),
         }
 
     @classmethod
     def from_fields(cls, data: dict[str, str]) -> JobRecord:
-        from fractions import Fraction
-
-        info = json.loads(data["info"])
-        info["rate"] = Fraction(info["rate"])
         return cls(
             id=data["id"],
             owner=data["owner"],
             status=data["status"],  # type: ignore[arg-type]
             spec=VideoSpec(**json.loads(data["spec"])),
-            info=VideoInfo(**{f.name: info[f.name] for f in fields(VideoInfo)}),
+            info=info_from_json(data.get("info") or ""),
             frames_done=int(data.get("frames_done") or 0),
             error=data.get("error") or None,
             created=float(data["created"]),
             heartbeat=float(data.get("heartbeat") or data["created"]),
             expires=float(data["expires"]) if data.get("expires") else None,
+            stroke_scale=float(data["stroke_scale"]) if data.get("stroke_scale") else None,
+            attempts=int(data.get("attempts") or 0),
         )
+
+
+def info_json(info: VideoInfo | None) -> str:
+    return json.dumps({**asdict(info), "rate": str(info.rate)}) if info is not None else ""
+
+
+def info_from_json(text: str) -> VideoInfo | None:
+    if not text:
+        return None
+    info = json.loads(text)
+    info["rate"] = Fraction(info["rate"])
+    return VideoInfo(**{f.name: info[f.name] for f in fields(VideoInfo)})
 
 
 class JobStore(Protocol):
@@ -118,6 +145,8 @@ class JobStore(Protocol):
     def get(self, job_id: str) -> JobRecord | None: ...
     def transition(self, job_id: str, to: Status, allowed: tuple[Status, ...], error: str | None = None) -> bool: ...
     def progress(self, job_id: str, frames_done: int) -> Status | None: ...
+    def describe(self, job_id: str, info: VideoInfo, stroke_scale: float) -> None: ...
+    def requeue(self, job_id: str) -> bool: ...
     def active_ids(self) -> list[str]: ...
     def delete(self, job_id: str) -> None: ...
 
@@ -163,6 +192,21 @@ class LocalStore:
                 record.frames_done, record.heartbeat = frames_done, time.time()
             return record.status
 
+    def describe(self, job_id: str, info: VideoInfo, stroke_scale: float) -> None:
+        with self._lock:
+            record = self._jobs.get(job_id)
+            if record is not None:
+                record.info, record.stroke_scale = info, stroke_scale
+
+    def requeue(self, job_id: str) -> bool:
+        with self._lock:
+            record = self._jobs.get(job_id)
+            if record is None or record.status != "running":
+                return False
+            record.status, record.frames_done, record.heartbeat = "queued", 0, time.time()
+            record.attempts += 1
+            return True
+
     def active_ids(self) -> list[str]:
         with self._lock:
             return [r.id for r in self._jobs.values() if r.status in ACTIVE]
@@ -196,6 +240,19 @@ if status == 'running' then redis.call('HSET', KEYS[1], 'frames_done', ARGV[1], 
 return status
 """
 
+# KEYS[1] the job hash; ARGV: info, stroke_scale. Only on a record that is there.
+_DESCRIBE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'info', ARGV[1], 'stroke_scale', ARGV[2]) end
+return 1
+"""
+
+# KEYS[1] the job hash; ARGV: now. A running job (its worker dead) back to queued, from frame 0.
+_REQUEUE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'frames_done', '0', 'heartbeat', ARGV[1])
+return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+"""
+
 # KEYS[1] the job hash, KEYS[2] the active set; ARGV: limit, id, field/value pairs...
 _CREATE = """
 if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[1]) then return 0 end
@@ -214,6 +271,8 @@ class RedisStore:
         self._transition = client.register_script(_TRANSITION)
         self._progress = client.register_script(_PROGRESS)
         self._create = client.register_script(_CREATE)
+        self._describe = client.register_script(_DESCRIBE)
+        self._requeue = client.register_script(_REQUEUE)
 
     @staticmethod
     def key(job_id: str) -> str:
@@ -237,6 +296,12 @@ class RedisStore:
     def progress(self, job_id: str, frames_done: int) -> Status | None:
         status = self._progress(keys=[self.key(job_id)], args=[frames_done, repr(time.time())])
         return status.decode() if status else None  # type: ignore[return-value]
+
+    def describe(self, job_id: str, info: VideoInfo, stroke_scale: float) -> None:
+        self._describe(keys=[self.key(job_id)], args=[info_json(info), repr(stroke_scale)])
+
+    def requeue(self, job_id: str) -> bool:
+        return bool(self._requeue(keys=[self.key(job_id)], args=[repr(time.time())]))
 
     def active_ids(self) -> list[str]:
         ids = [m.decode() for m in self.client.smembers(_ACTIVE_SET)]
@@ -263,6 +328,11 @@ class JobFiles:
 
     def result(self, job_id: str, container: str) -> Path:
         return self.root / f"{job_id}.out.{'mp4' if container == 'mp4' else 'mkv'}"
+
+    def partial(self, job_id: str, attempt: int, container: str) -> Path:
+        """Where an attempt writes; renamed onto ``result`` once whole, so a late worker of an earlier
+        attempt never writes into the file a later one is writing."""
+        return self.root / f"{job_id}.part{attempt}.{'mp4' if container == 'mp4' else 'mkv'}"
 
     def remove(self, job_id: str) -> None:
         for path in self.root.glob(f"{job_id}.*"):
@@ -294,8 +364,10 @@ class JobRunner:
         if record is None or not self.store.transition(job_id, "running", ("queued",)):
             return  # cancelled (or expired) before a worker took it
         self.metrics.video_jobs.labels("running").inc()
-        target = self.files.result(job_id, record.info.container)
+        source = self.files.source(job_id)
+        partial: Path | None = None
         try:
+            info, scale = self._describe(record)
             model = self.registry.get(record.spec.model)
 
             def on_frame(done: int, seconds: float) -> None:
@@ -304,32 +376,52 @@ class JobRunner:
                 if self.store.progress(job_id, done) != "running":
                     raise JobCancelled(job_id)
 
-            render(
-                model,
-                record.spec,
-                self.files.source(job_id),
-                target,
-                record.info,
-                self.settings.max_output_side,
-                on_frame,
-                self.settings.video_encoder_threads,
-            )
+            partial = self.files.partial(job_id, record.attempts, info.container)
+            cap = self.settings.max_output_side
+            threads = self.settings.video_encoder_threads
+            render(model, record.spec, source, partial, info, cap, on_frame, threads, scale)
+            partial.replace(self.files.result(job_id, info.container))
         except JobCancelled:
-            target.unlink(missing_ok=True)
-            log.info("video job cancelled", extra={"job": job_id})
+            if partial is not None:
+                partial.unlink(missing_ok=True)
+            if self._status(job_id) != "queued":  # queued again: the next attempt needs the upload
+                source.unlink(missing_ok=True)
+            log.info("video job stopped (cancelled, or queued again)", extra={"job": job_id})
             return
         except AtelierError as exc:
-            self._end(job_id, "failed", exc.detail)
-            target.unlink(missing_ok=True)
+            self._fail(job_id, exc.detail, source, partial)
             return
         except Exception:
             log.exception("video job failed", extra={"job": job_id})
-            self._end(job_id, "failed", "internal error while rendering; see the worker's logs")
-            target.unlink(missing_ok=True)
+            self._fail(job_id, "internal error while rendering; see the worker's logs", source, partial)
             return
-        finally:
-            self.files.source(job_id).unlink(missing_ok=True)
+        source.unlink(missing_ok=True)
         self._end(job_id, "done")
+        log.info("video job done", extra={"job": job_id, "frames": info.frames, "stroke_scale": scale})
+
+    def _describe(self, record: JobRecord) -> tuple[VideoInfo, float]:
+        """The clip's info (probed here when the replica had no PyAV) and the brush size it runs at."""
+        s = self.settings
+        info = record.info
+        if info is None:
+            limits = VideoLimits(s.video_max_duration_s, s.video_max_frames, s.video_max_pixels, s.min_image_side)
+            info = probe(self.files.source(record.id), limits)
+        scale = record.stroke_scale
+        if scale is None:
+            scale = resolve_stroke_scale(record.spec, info, s.max_output_side, s.brush_side, s.tile_side)
+        if record.info is None or record.stroke_scale is None:
+            self.store.describe(record.id, info, scale)
+        return info, scale
+
+    def _status(self, job_id: str) -> Status | None:
+        record = self.store.get(job_id)
+        return record.status if record is not None else None
+
+    def _fail(self, job_id: str, error: str, source: Path, partial: Path | None) -> None:
+        self._end(job_id, "failed", error)
+        source.unlink(missing_ok=True)
+        if partial is not None:
+            partial.unlink(missing_ok=True)
 
     def _end(self, job_id: str, status: Status, error: str | None = None) -> None:
         if self.store.transition(job_id, status, ("running",), error):
@@ -337,7 +429,9 @@ class JobRunner:
 
 
 class Dispatcher(Protocol):
-    def submit(self, job_id: str) -> None: ...
+    retries_dead_workers: bool  # a job whose worker died can be given to another worker
+
+    def submit(self, job_id: str, attempt: int = 0) -> None: ...
     def depth(self) -> int: ...
     def close(self) -> None: ...
 
@@ -345,13 +439,15 @@ class Dispatcher(Protocol):
 class LocalDispatcher:
     """The embedded default: a bounded pool of threads in this process (the active limit bounds its queue)."""
 
+    retries_dead_workers = False  # a thread without heartbeats is stuck, not dead: its job fails
+
     def __init__(self, runner: JobRunner, workers: int) -> None:
         self.runner = runner
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="video")
         self._queued = 0
         self._lock = threading.Lock()
 
-    def submit(self, job_id: str) -> None:
+    def submit(self, job_id: str, attempt: int = 0) -> None:
         with self._lock:
             self._queued += 1
         self._pool.submit(self._run, job_id)
@@ -372,6 +468,8 @@ class LocalDispatcher:
 class RQDispatcher:
     """Jobs on RQ: ``service.video_worker.run_job(id)`` runs in a ``python -m service.video_worker`` process."""
 
+    retries_dead_workers = True
+
     def __init__(self, client: redis.Redis, job_timeout_s: int) -> None:
         try:
             from rq import Queue
@@ -381,21 +479,25 @@ class RQDispatcher:
             self.queue = Queue(QUEUE_NAME, connection=client)
         self.job_timeout_s = job_timeout_s
 
-    def submit(self, job_id: str) -> None:
+    @property
+    def can_queue(self) -> bool:
+        return self.queue is not None
+
+    def submit(self, job_id: str, attempt: int = 0) -> None:
         if self.queue is None:
             require_video_support()
             raise VideoSupportMissing("this server was installed without RQ: pip install 'atelier[video]'")
         self.queue.enqueue(
             "service.video_worker.run_job",
             job_id,
-            job_id=job_id,
+            job_id=job_id if attempt == 0 else f"{job_id}-{attempt}",  # RQ keeps the dead attempt's job
             job_timeout=self.job_timeout_s,
             result_ttl=0,
             failure_ttl=24 * 3600,
         )
 
     def depth(self) -> int:
-        return len(self.queue)
+        return len(self.queue) if self.queue is not None else 0
 
     def close(self) -> None:
         pass
@@ -410,6 +512,11 @@ class VideoJobs:
         self.dispatcher = dispatcher
         self.metrics = metrics
         self.files = JobFiles(settings.video_dir)  # created at the first upload, not at start-up
+
+    @property
+    def probes_on_worker(self) -> bool:
+        """No PyAV here, but RQ workers that have it: uploads are probed by the worker that takes them."""
+        return isinstance(self.dispatcher, RQDispatcher) and self.dispatcher.can_queue and not video_support()
 
     def submit(self, record: JobRecord) -> None:
         self.files.sweep(self.settings.video_result_ttl_s + 3600)
@@ -431,12 +538,34 @@ class VideoJobs:
             self.files.remove(job_id)
             return None
         if record.status == "running" and time.time() - record.heartbeat > self.settings.video_lease_s:
-            error = "the video worker stopped mid-job (killed or lost); submit the clip again"
-            if self.store.transition(job_id, "failed", ("running",), error):
-                self.metrics.video_jobs.labels("failed").inc()
-                log.warning("video job %s failed: no heartbeat for %.0f s", job_id, self.settings.video_lease_s)
+            self._reap(record)
             record = self.store.get(job_id) or record
         return record
+
+    def _reap(self, record: JobRecord) -> None:
+        """A running job without heartbeats for the lease: its worker died. Queue it again, else fail it."""
+        lease = self.settings.video_lease_s
+        retry = (
+            self.dispatcher.retries_dead_workers
+            and record.attempts < self.settings.video_retries
+            and self.files.source(record.id).is_file()
+        )
+        if retry and self.store.requeue(record.id):
+            try:
+                self.dispatcher.submit(record.id, record.attempts + 1)
+            except Exception:
+                log.exception("video job %s could not be queued again", record.id)
+                self.store.transition(
+                    record.id, "failed", ACTIVE, "the job's worker died and it could not be queued again"
+                )
+                return
+            self.metrics.video_jobs.labels("retried").inc()
+            log.warning("video job %s queued again: no heartbeat for %.0f s (its worker died)", record.id, lease)
+            return
+        error = "the video worker stopped mid-job (killed or lost); submit the clip again"
+        if self.store.transition(record.id, "failed", ("running",), error):
+            self.metrics.video_jobs.labels("failed").inc()
+            log.warning("video job %s failed: no heartbeat for %.0f s", record.id, lease)
 
     def cancel(self, job_id: str) -> bool:
         if self.store.transition(job_id, "cancelled", ACTIVE, "cancelled by the client"):
@@ -445,7 +574,7 @@ class VideoJobs:
         return False
 
     def result_path(self, record: JobRecord) -> Path:
-        return self.files.result(record.id, record.info.container)
+        return self.files.result(record.id, record.container)
 
     def refresh_depth(self) -> None:
         for job_id in self.store.active_ids():  # reaps the active jobs of dead workers too

@@ -39,9 +39,10 @@ def main() -> int:
     from rq import Queue, SimpleWorker
 
     metrics = Metrics()
+    registry = ModelRegistry.load(settings)
+    # Opened once the models are loaded: an answering port (compose's healthcheck) means ready.
     if settings.video_metrics_port:
         start_http_server(settings.video_metrics_port, addr=settings.host, registry=metrics.registry)
-    registry = ModelRegistry.load(settings)
     client = video_redis(settings)
     runner = JobRunner(settings, RedisStore(client, settings.video_result_ttl_s), registry, metrics)
     # RQ imports the job function as service.video_worker, not as this __main__ module: set it there.

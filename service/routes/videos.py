@@ -19,7 +19,7 @@ from service.services import Services
 from service.video_errors import JobNotDone, UnknownJob
 from service.video_io import VideoInfo, VideoLimits, probe
 from service.video_jobs import JobRecord, new_job_id
-from service.video_render import VideoSpec
+from service.video_render import VideoSpec, resolve_stroke_scale
 
 router = APIRouter(prefix="/v1", tags=["videos"])
 UPLOAD_PATH = "/v1/videos"
@@ -30,14 +30,19 @@ server's limits on bytes, duration, frames and frame size (`ATELIER_VIDEO_MAX_*`
 and options are those of `POST /v1/stylize` (`format` and `quality` apply to images only); the
 style embedding is computed once for the job. `consistency` (0..0.95; the server's default when
 omitted) is the weight of the previous stylised frame's coarse band, warped by the optical flow,
-where the flow is reliable: 0 is frame by frame.
+where the flow is reliable: 0 is frame by frame. `stroke_scale` is the brush size, as on
+`/v1/stylize`: each frame is stylised at its output size / `stroke_scale` and brought back up guided
+by the frame; by default output long side / `ATELIER_BRUSH_SIDE`, at least 1. The scale the job runs
+at is the job's `stroke_scale` and the result's `X-Stroke-Scale`.
 
 The answer is `202` with `Location` naming the job; poll it with `GET /v1/videos/{id}`, fetch the
 result from `GET /v1/videos/{id}/result` once its status is `done`, cancel with `DELETE`. The result is
 H.264 in MP4 (Matroska when the audio codec cannot go into MP4), with the frame timestamps, the
 display rotation and the audio track (copied) of the upload. Jobs are private to the API key, and
 expire `ATELIER_VIDEO_RESULT_TTL_S` after they end. More than `ATELIER_VIDEO_MAX_JOBS` jobs queued or
-running get 429.
+running get 429. A replica installed without PyAV (the slim image, whose video workers carry it)
+stores the upload unchecked and its worker probes it: a bad clip then ends as a `failed` job whose
+`error` says why, instead of a 413, 415 or 422 here.
 """
 
 _VIDEO_DESCRIPTIONS = {
@@ -69,6 +74,11 @@ class VideoJob(BaseModel):
     frames_done: int
     frames_total: int
     error: str | None = Field(description="why the job failed, when it did")
+    stroke_scale: float | None = Field(
+        description="the brush size the job runs at (as X-Stroke-Scale on /v1/stylize); null until the clip's "
+        "size is known (a replica without PyAV leaves the probe to the worker)"
+    )
+    attempts: int = Field(ge=0, description="times the job was queued again after its video worker died")
 
 
 def _job_response(record: JobRecord, status_code: int = 200) -> JSONResponse:
@@ -76,16 +86,22 @@ def _job_response(record: JobRecord, status_code: int = 200) -> JSONResponse:
     return JSONResponse(record.public(), status_code=status_code, headers=headers)
 
 
-def _save_and_probe(services: Services, upload: UploadFile, job_id: str) -> VideoInfo:
+def _save_and_probe(
+    services: Services, upload: UploadFile, job_id: str, spec: VideoSpec
+) -> tuple[VideoInfo | None, float | None]:
+    """Store the upload; probe it and fix the brush size, unless the worker will (no PyAV here)."""
     s = services.settings
     path = services.videos.files.source(job_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     upload.file.seek(0)
     with path.open("wb") as out:
         shutil.copyfileobj(upload.file, out, 1024 * 1024)
+    if services.videos.probes_on_worker:
+        return None, None
     limits = VideoLimits(s.video_max_duration_s, s.video_max_frames, s.video_max_pixels, s.min_image_side)
     try:
-        return probe(path, limits)
+        info = probe(path, limits)
+        return info, resolve_stroke_scale(spec, info, s.max_output_side, s.brush_side, s.tile_side)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -125,22 +141,18 @@ async def submit_video(
         assert spec.image is not None
         reference, embedding = await services.stylist.style_embedding(model, spec.image)
     job_id = new_job_id()
-    info = await anyio.to_thread.run_sync(_save_and_probe, services, video, job_id)
-    record = JobRecord(
-        id=job_id,
-        owner=owner,
-        status="queued",
-        spec=VideoSpec(
-            model=model.label,
-            embedding=[float(x) for x in embedding.reshape(-1)],
-            style_reference=reference,
-            strength=options.strength,
-            preserve_color=options.preserve_color,
-            max_side=options.max_side,
-            consistency=s.video_consistency if consistency is None else consistency,
-        ),
-        info=info,
+    video_spec = VideoSpec(
+        model=model.label,
+        embedding=[float(x) for x in embedding.reshape(-1)],
+        style_reference=reference,
+        strength=options.strength,
+        preserve_color=options.preserve_color,
+        max_side=options.max_side,
+        consistency=s.video_consistency if consistency is None else consistency,
+        stroke_scale=options.stroke_scale,
     )
+    info, stroke_scale = await anyio.to_thread.run_sync(_save_and_probe, services, video, job_id, video_spec)
+    record = JobRecord(id=job_id, owner=owner, status="queued", spec=video_spec, info=info, stroke_scale=stroke_scale)
     try:
         await anyio.to_thread.run_sync(services.videos.submit, record)
     except BaseException:
@@ -171,7 +183,13 @@ async def get_video(services: ServicesDep, owner: Owner, job_id: JobId) -> JSONR
     summary="A finished video job's result",
     response_class=FileResponse,
     responses={
-        200: {"description": "The stylised clip", "content": {"video/mp4": {}, "video/x-matroska": {}}},
+        200: {
+            "description": "The stylised clip",
+            "content": {"video/mp4": {}, "video/x-matroska": {}},
+            "headers": {
+                "X-Stroke-Scale": {"schema": {"type": "string"}, "description": "the brush size the clip ran at"}
+            },
+        },
         **_problems(401, 404, 422),
         409: {
             "description": "The job is not done (queued, running, failed or cancelled)",
@@ -185,7 +203,9 @@ async def get_video_result(services: ServicesDep, owner: Owner, job_id: JobId) -
     if record.status != "done" or not path.is_file():
         raise JobNotDone(f"the job is {record.status}; its result is there once it is done", job_status=record.status)
     suffix = path.suffix
-    return FileResponse(path, media_type=record.info.media_type, filename=f"atelier-{job_id}{suffix}")
+    media_type = record.info.media_type if record.info is not None else "video/mp4"
+    headers = {"X-Stroke-Scale": f"{record.stroke_scale:g}"} if record.stroke_scale is not None else None
+    return FileResponse(path, media_type=media_type, filename=f"atelier-{job_id}{suffix}", headers=headers)
 
 
 @router.delete(

@@ -50,7 +50,8 @@
     try {
       const state = await (await call(`/v1/videos/${job.id}`)).json();
       $("video-progress").value = state.progress;
-      say(`${state.status}: ${state.frames_done} of ${state.frames_total} frames`);
+      // frames_total is 0 until a worker has probed the clip (a replica without PyAV queues it unprobed).
+      say(state.frames_total ? `${state.status}: ${state.frames_done} of ${state.frames_total} frames` : state.status);
       if (state.status === "done") return showResult();
       if (state.status === "failed" || state.status === "cancelled") {
         $("video-cancel").hidden = true;

@@ -49,7 +49,22 @@ def test_in_process_keeps_frames_and_size(clip: Path, tmp_path: Path, cli_env: d
     payload = json.loads(run.text)
     assert payload["output"] == str(out) and payload["frames"] == FRAMES
     assert payload["media_type"] == "video/mp4" and "job_id" not in payload
+    assert payload["stroke_scale"] == 1.0  # the default at 64 pixels: /v1/stylize's rule
     assert decoded(out) == (FRAMES, SIZE)
+
+
+@pytest.mark.parametrize("where", ["in process", "server"])
+def test_stroke_scale_reaches_the_render(
+    clip: Path, tmp_path: Path, video_server: LiveServer, cli_env: dict[str, str], where: str
+) -> None:
+    out = tmp_path / "big.mp4"
+    args = ["video", str(clip), "--preset", "3", "--stroke-scale", "2", "-o", str(out), "--json"]
+    run = run_cli([*args, *(["--server", video_server.url] if where == "server" else [])], cwd=tmp_path, env=cli_env)
+    assert run.code == 0, run.stderr
+    assert json.loads(run.text)["stroke_scale"] == 2.0
+    assert decoded(out) == (FRAMES, SIZE)
+    refused = run_cli(["video", str(clip), "--preset", "3", "--stroke-scale", "9"], cwd=tmp_path, env=cli_env)
+    assert refused.code == 2 and "--stroke-scale" in refused.stderr
 
 
 def test_on_a_server_as_a_job(clip: Path, tmp_path: Path, video_server: LiveServer, cli_env: dict[str, str]) -> None:

@@ -39,7 +39,7 @@ def test_compose_files_are_valid_and_wire_the_topology():
         result = compose_config(*files)
         assert result.returncode == 0, result.stderr
     merged = yaml.safe_load(compose_config(COMPOSE, COMPOSE_GPU).stdout)["services"]
-    assert set(merged) == {"gateway", "atelier", "redis"}
+    assert set(merged) == {"gateway", "atelier", "video-worker", "redis"}
     for name, service in merged.items():
         assert service["restart"] == "unless-stopped" and service["healthcheck"]["test"], name
         assert service["deploy"]["resources"]["limits"]["memory"], name
@@ -49,6 +49,12 @@ def test_compose_files_are_valid_and_wire_the_topology():
     assert atelier["build"]["target"] == "runtime" and atelier["build"]["args"]["VARIANT"] == "gpu"
     assert atelier["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     assert "ports" not in atelier  # only the gateway is published, so replicas scale freely
+    worker = merged["video-worker"]  # video jobs on their own image and service, sharing the videos volume
+    assert worker["build"]["target"] == "video-worker" and worker["image"] == "atelier:video-worker"
+    assert worker["environment"]["ATELIER_REDIS_URL"] == atelier["environment"]["ATELIER_REDIS_URL"]
+    assert "ports" not in worker and "9100" in " ".join(worker["healthcheck"]["test"])
+    assert worker["environment"]["ATELIER_VIDEO_METRICS_PORT"] == "9100"
+    assert "videos:/var/lib/atelier/videos:rw" in atelier["volumes"] and worker["volumes"] == atelier["volumes"]
     gateway = merged["gateway"]
     assert gateway["user"] != "0" and "/etc/atelier/nginx/nginx.conf" in gateway["command"]
     assert any(v.startswith(f"{REPO / 'deploy' / 'nginx'}:") for v in gateway["volumes"])
@@ -151,6 +157,13 @@ def test_kubernetes_manifests_validate_against_the_api_schemas():
     hpa_metric = docs[("HorizontalPodAutoscaler", "atelier")]["spec"]["metrics"][0]["pods"]["metric"]["name"]
     assert hpa_metric == "atelier_jobs_in_flight"
     assert hpa_metric in (REPO / "service" / "metrics.py").read_text()  # the gauge the service exports
+    # Video workers: their own Deployment on the video image, sharing the HTTP pods' videos claim.
+    worker = docs[("Deployment", "atelier-video-worker")]["spec"]["template"]["spec"]
+    assert worker["containers"][0]["image"] == "atelier:video-worker"
+    assert worker["containers"][0]["command"][-1] == "service.video_worker"
+    http = docs[("Deployment", "atelier")]["spec"]["template"]["spec"]
+    claims = [{v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]} for pod in (worker, http)]
+    assert claims[0] == claims[1] == {"atelier-videos"} and ("PersistentVolumeClaim", "atelier-videos") in docs
     redis_conf = docs[("ConfigMap", "atelier-redis")]["data"]["redis.conf"]
     assert redis_settings(redis_conf) == redis_settings(REDIS_CONF.read_text())
 

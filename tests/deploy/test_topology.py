@@ -163,6 +163,10 @@ def test_gateway_passes_request_ids_and_refuses_large_bodies(topology: Topology)
     assert echoed.status_code == 200 and echoed.headers["x-request-id"] == "trace-42"
     generated = httpx.get(url + "/v1/models", timeout=10).headers["x-request-id"]
     assert len(generated) == 32 and int(generated, 16) >= 0  # nginx's $request_id, kept by the service
+    # nginx writes its access line after the response has gone out: give it a moment.
+    deadline = time.monotonic() + 5
+    while f'"request_id":"{generated}"' not in topology.gateway.access_log() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert f'"request_id":"{generated}"' in topology.gateway.access_log()
 
     too_large = httpx.post(url + "/v1/stylize", content=b"\0" * (22 * 1024 * 1024), timeout=60,

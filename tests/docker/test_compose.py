@@ -1,4 +1,4 @@
-"""`docker compose up` of the committed docker-compose.yml: the gateway, two replicas and Redis.
+"""`docker compose up` of the committed docker-compose.yml: the gateway, two replicas, a video worker and Redis.
 
 The compose file runs unchanged; the environment picks the images (`make docker-images`' stand-ins
 where no registry answers) and publishes the gateway on 127.0.0.1 only. Compose's default network
@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -32,6 +33,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 RETRYABLE = {429, 502, 503, 504}
 CUT_SHORT = 0  # the connection closed before the whole response arrived (README: retry it like a 502)
 CONTENT = encode_image(gradient_image(96, 72, seed=1), "PNG")
+SERVICES = ("gateway", "atelier", "video-worker", "redis")
 RELOAD = ["nginx", "-e", "stderr", "-p", "/tmp/", "-c", "/etc/atelier/nginx/nginx.conf", "-s", "reload"]
 
 
@@ -77,18 +79,20 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(images: Engine) -> Iterator[Stack]:
     port = free_port()
-    env = {**images.env, "ATELIER_GATEWAY_PORT": f"127.0.0.1:{port}", "ATELIER_CODEC_THREADS": "1"}
+    # A short lease: a killed video worker's job is queued again 4 s after its last frame (30 s by default).
+    env = {**images.env, "ATELIER_GATEWAY_PORT": f"127.0.0.1:{port}", "ATELIER_CODEC_THREADS": "1",
+           "ATELIER_VIDEO_LEASE_S": "4"}  # fmt: skip
     stack = Stack(images, unique("atelier-test"), env, f"http://127.0.0.1:{port}")
     try:
         began = time.monotonic()
         stack.compose("up", "--detach", "--no-build", timeout=600)  # waits for the replicas' healthchecks
         wait_until(lambda: answers(stack.url + "/readyz"), 120, "the gateway did not answer /readyz")
         print(f"compose up: {time.monotonic() - began:.0f} s to a ready gateway")
-        for service in ("gateway", "atelier", "redis"):
+        for service in SERVICES:
             stack.ids(service)
         yield stack
     finally:
-        for service in ("gateway", "atelier", "redis"):
+        for service in SERVICES:
             stack.compose("logs", "--no-color", "--tail", "15", service, check=False)
         stack.compose("down", "--volumes", "--timeout", "30", check=False)
         for container in stack.containers:  # anything `down` missed, by its id
@@ -139,7 +143,7 @@ def registered(stack: Stack) -> dict:
 
 
 def test_stack_is_up_with_two_healthy_replicas(stack: Stack):
-    assert stack.healthy("atelier", 2) and stack.healthy("redis", 1)
+    assert stack.healthy("atelier", 2) and stack.healthy("redis", 1) and len(stack.ids("video-worker")) == 1
     wait_until(lambda: stack.healthy("gateway", 1), 60, "the gateway's healthcheck did not pass")
     bindings = json.loads(stack.engine.inspect(stack.ids("gateway")[0], "{{json .NetworkSettings.Ports}}"))
     assert [b["HostIp"] for b in bindings["8080/tcp"]] == ["127.0.0.1"]
@@ -175,6 +179,107 @@ def test_gateway_answers_413_as_problem_json(stack: Stack):
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"] == "urn:atelier:problem:content-too-large"
+
+
+def logs(stack: Stack, container: str) -> str:
+    result = stack.engine.docker("logs", container)
+    return result.stdout + result.stderr
+
+
+def worker_ready(stack: Stack) -> bool:
+    """The one video worker runs and has loaded its models since its last (re)start: `docker logs` keeps
+    every run's lines, one "video worker ready" each."""
+    ids = stack.ids("video-worker")
+    if len(ids) != 1 or stack.engine.inspect(ids[0], "{{.State.Running}}") != "true":
+        return False
+    starts = int(stack.engine.inspect(ids[0], "{{.RestartCount}}")) + 1
+    return logs(stack, ids[0]).count("video worker ready") >= starts
+
+
+def make_clip(image_dir: Path, path: Path, count: int, size: tuple[int, int]) -> Path:
+    from service.video_synth import frames, write_clip
+
+    write_clip(path, (f.rgb for f in frames(image_dir / "content" / "tubingen.jpg", "pan", count, size)), fps=12)
+    return path
+
+
+def submit_video(stack: Stack, clip: Path, **data: str) -> httpx.Response:
+    with clip.open("rb") as f:
+        return httpx.post(stack.url + "/v1/videos", files={"video": (clip.name, f, "video/mp4")},
+                          data={"preset": "5", "consistency": "0", **data}, timeout=60)  # fmt: skip
+
+
+def poll_video(stack: Stack, job_id: str, until: tuple[str, ...], timeout: float, seen: list | None = None) -> dict:
+    def current() -> dict | None:
+        job = httpx.get(f"{stack.url}/v1/videos/{job_id}", timeout=10).json()
+        if seen is not None:
+            seen.append(job)
+        return job if job["status"] in until else None
+
+    return wait_until(current, timeout, f"video job {job_id} reaching {until}", interval=0.25)
+
+
+def decoded_frames(content: bytes, tmp_path: Path) -> list:
+    import av
+
+    path = tmp_path / f"result-{secrets.token_hex(4)}.mp4"
+    path.write_bytes(content)
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def test_a_clip_through_the_gateway_is_rendered_by_the_video_worker(stack: Stack, image_dir: Path, tmp_path: Path):
+    wait_until(lambda: worker_ready(stack), 120, "the video worker did not load its models")
+    clip = make_clip(image_dir, tmp_path / "pan.mp4", 16, (160, 96))
+    answer = submit_video(stack, clip, stroke_scale="2")
+    assert answer.status_code == 202, answer.text
+    job = answer.json()
+    # The slim replica has RQ but no PyAV: it queues the upload unprobed, and the worker probes it.
+    assert job["status"] == "queued" and job["frames_total"] == 0 and job["stroke_scale"] is None, job
+    done = poll_video(stack, job["id"], ("done", "failed", "cancelled"), 120)
+    assert done["status"] == "done", done
+    assert done["frames_total"] == done["frames_done"] == 16 and done["stroke_scale"] == 2.0, done
+    result = httpx.get(f"{stack.url}/v1/videos/{job['id']}/result", timeout=60)
+    assert result.status_code == 200 and result.headers["content-type"] == "video/mp4"
+    assert result.headers["x-stroke-scale"] == "2"
+    got = decoded_frames(result.content, tmp_path)
+    assert len(got) == 16 and got[0].shape == (96, 160, 3)
+    assert job["id"] in logs(stack, stack.ids("video-worker")[0])  # rendered there, not on a replica
+    assert all("video job done" not in logs(stack, r) for r in stack.ids("atelier"))
+    # A bad upload: accepted unprobed, then failed by the worker with the reason, never stuck.
+    bad = httpx.post(stack.url + "/v1/videos", files={"video": ("x.mp4", b"not a video" * 100, "video/mp4")},
+                     data={"preset": "5"}, timeout=60)  # fmt: skip
+    assert bad.status_code == 202, bad.text
+    failed = poll_video(stack, bad.json()["id"], ("done", "failed", "cancelled"), 60)
+    assert failed["status"] == "failed" and "not a video" in failed["error"], failed
+
+
+def test_a_video_worker_killed_mid_job_leaves_the_job_retried(stack: Stack, image_dir: Path, tmp_path: Path):
+    wait_until(lambda: worker_ready(stack), 120, "the video worker did not load its models")
+    clip = make_clip(image_dir, tmp_path / "long.mp4", 96, (256, 160))
+    answer = submit_video(stack, clip)
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["id"]
+    running = poll_video(stack, job_id, ("running", "done", "failed"), 120)
+    wait_until(lambda: httpx.get(f"{stack.url}/v1/videos/{job_id}", timeout=10).json()["frames_done"] > 2, 60,
+               "the job's first frames")  # fmt: skip
+    worker = stack.ids("video-worker")[0]
+    stack.engine.docker("kill", worker)  # SIGKILL: no chance to finish or report
+    killed_at = time.monotonic()
+    seen: list[dict] = []
+    try:  # compose's restart policy starts it again; else start it by its id
+        wait_until(lambda: stack.engine.inspect(worker, "{{.State.Running}}") == "true", 15, "restart policy")
+    except AssertionError:
+        stack.engine.docker("start", worker)
+    final = poll_video(stack, job_id, ("done", "failed", "cancelled"), 240, seen)
+    statuses = [j["status"] for j in seen]
+    report = {"statuses_after_kill": sorted(set(statuses)), "seconds_to_end": round(time.monotonic() - killed_at, 1),
+              "attempts": final["attempts"], "first": running["status"]}  # fmt: skip
+    print(f"video worker killed mid-job: {report}")
+    assert final["status"] == "done" and final["attempts"] == 1, (final, report)
+    assert "queued" in statuses, report  # queued again after the lease, then rendered from frame 0
+    result = httpx.get(f"{stack.url}/v1/videos/{job_id}/result", timeout=60)
+    assert result.status_code == 200 and len(decoded_frames(result.content, tmp_path)) == 96
 
 
 def test_redis_stopped_and_restarted_gives_no_5xx(stack: Stack, registered: dict):

@@ -22,6 +22,7 @@ from tests.helpers.server import LiveServer, start_server, stop_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
+WORKER_IMAGE = "atelier:video-worker"
 GRACE_S = 30  # --stop-timeout: what compose's stop_grace_period gives a replica
 
 
@@ -98,6 +99,19 @@ def test_holds_no_torch_and_no_training_code_and_stays_small(images: Engine, con
     base = int(images.docker("image", "inspect", "-f", "{{.Size}}", base_image).stdout)
     print(f"{IMAGE}: {size / 1e6:.0f} MB, {(size - base) / 1e6:.0f} MB on top of {base_image}")
     assert size - base <= 300e6
+
+
+def test_the_video_worker_image_adds_the_video_extra_and_the_slim_image_only_rq(images: Engine, container: Container):
+    """atelier:cpu can queue video jobs (RQ) but not decode them; atelier:video-worker can do both."""
+    probe = "import importlib.util as u; print([m for m in ('rq', 'av', 'cv2', 'torch') if u.find_spec(m)])"
+    assert images.docker("exec", container.id, "python", "-c", probe).stdout.strip() == "['rq']"
+    worker = images.docker("run", "--rm", "--read-only", WORKER_IMAGE, "python", "-c",
+                           probe + "; import service.video_worker, os; print(os.getuid())").stdout.split()  # fmt: skip
+    assert worker == ["['rq',", "'av',", "'cv2']", "10001"], worker
+    size = int(images.docker("image", "inspect", "-f", "{{.Size}}", IMAGE).stdout)
+    added = int(images.docker("image", "inspect", "-f", "{{.Size}}", WORKER_IMAGE).stdout) - size
+    print(f"{WORKER_IMAGE}: {added / 1e6:.0f} MB on top of {IMAGE}")
+    assert added <= 350e6  # PyAV with its FFmpeg and OpenCV: about 265 MB
 
 
 def test_read_only_root_filesystem(images: Engine, container: Container):

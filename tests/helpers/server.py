@@ -59,11 +59,13 @@ def start_server(
     wait_ready: bool = True,
     *,
     base_env: Mapping[str, str] = TEST_ENV,
+    source: Path = REPO,
 ) -> LiveServer:
     """Start `python -m service` with its styles and log under ``workdir``; wait until /readyz is 200 and
     every one of its processes has logged "ready" (or, without ``wait_ready``, until /livez answers).
 
-    ``base_env`` is what tests run with (a small upload limit); ``extra_env`` goes on top of it."""
+    ``base_env`` is what tests run with (a small upload limit); ``extra_env`` goes on top of it.
+    ``source`` is the tree whose ``service`` runs (a benchmark's baseline checkout; this one by default)."""
     port = free_port()
     style_dir = workdir / "styles"
     env = {
@@ -80,7 +82,7 @@ def start_server(
         env["ATELIER_LOG_LEVEL"] = "INFO"  # each process's "ready" line (INFO) says it is up
     log_path = workdir / f"server-{port}.log"
     log = log_path.open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=env, stdout=log, stderr=log)
+    process = subprocess.Popen([sys.executable, "-m", "service"], cwd=source, env=env, stdout=log, stderr=log)
     server = LiveServer(f"http://127.0.0.1:{port}", process, log_path, style_dir, log)
     try:
         _wait_until_up(server, "/readyz" if wait_ready else "/livez")
@@ -147,9 +149,10 @@ def running_server(
     extra_env: Mapping[str, str] | None = None,
     *,
     base_env: Mapping[str, str] = TEST_ENV,
+    source: Path = REPO,
 ) -> Iterator[LiveServer]:
     """``start_server`` for the length of a block, stopped at its end."""
-    server = start_server(model_dir, workdir, extra_env, base_env=base_env)
+    server = start_server(model_dir, workdir, extra_env, base_env=base_env, source=source)
     try:
         yield server
     finally:

@@ -264,6 +264,36 @@ def test_box_mean_is_the_window_mean() -> None:
         np.testing.assert_allclose(out[i, j], window.mean(axis=(0, 1)), rtol=1e-5)
 
 
+def test_guided_filter_slope_is_the_textbook_one() -> None:
+    # He et al.'s a = cov(I, p) / (var(I) + eps) over each clipped 5x5 window, then averaged over the
+    # windows covering each pixel, computed the slow way in float64: the float32 shifted sums agree.
+    rng = np.random.default_rng(2)
+    guide = rng.random((13, 17)).astype(np.float32)
+    stylised = np.clip(guide[..., None] * 0.7 + rng.random((13, 17, 3)) * 0.3, 0, 1).astype(np.float32)
+
+    def window(x: np.ndarray, i: int, j: int) -> np.ndarray:
+        return x[max(0, i - 2) : i + 3, max(0, j - 2) : j + 3]
+
+    g, p = guide.astype(np.float64), stylised.astype(np.float64)
+    a = np.empty_like(p)
+    for i, j in np.ndindex(*g.shape):
+        gw, pw = window(g, i, j), window(p, i, j).reshape(-1, 3)
+        cov = (gw.reshape(-1, 1) * pw).mean(0) - gw.mean() * pw.mean(0)
+        a[i, j] = cov / (gw.var() + upsampling.EPS)
+    expected = np.stack([[window(a, i, j).reshape(-1, 3).mean(0) for j in range(17)] for i in range(13)])
+    np.testing.assert_allclose(upsampling.coefficients(guide, stylised), expected, atol=2e-5)
+
+
+def test_bilinear_rows_of_channels_are_those_of_each_plane() -> None:
+    image = np.random.default_rng(3).random((6, 9, 3)).astype(np.float32)
+    rows = slice(4, 11)
+    whole = upsampling.bilinear_rows(image, 15, 20, rows)
+    for c in range(3):
+        np.testing.assert_array_equal(whole[:, :, c], upsampling.bilinear_rows(image[:, :, c], 15, 20, rows))
+    corner = upsampling.bilinear_rows(image, 15, 20, slice(0, 15))
+    assert corner[0, 0, 0] == image[0, 0, 0] and corner[-1, -1, 2] == image[-1, -1, 2]  # edge-clamped
+
+
 def test_default_stroke_scale_grows_with_the_output() -> None:
     scales = [brush.default_stroke_scale(side, 512) for side in (256, 512, 1024, 2048, 8192)]
     assert scales == sorted(scales) and scales[0] == 1.0 and scales[-1] <= brush.MAX_STROKE_SCALE

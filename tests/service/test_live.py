@@ -198,6 +198,20 @@ def test_the_brush_size_is_a_live_setting(server: LiveServer, frames: list[bytes
         assert difference > 0.02, f"stroke_scale 3 painted nearly the frame of scale 1 ({difference:.3f})"
 
 
+def test_the_server_declines_per_message_deflate(server: LiveServer, frames: list[bytes]) -> None:
+    # The websockets client offers permessage-deflate by default, as browsers do; JPEG frames do not
+    # shrink, so the server turns it down rather than compress every message (docs/live.md).
+    with connect(ws_url(server), subprotocols=[SUBPROTOCOL]) as ws:  # type: ignore[list-item]
+        offered = ws.request.headers.get("Sec-WebSocket-Extensions") if ws.request else None
+        assert offered and "permessage-deflate" in offered
+        assert ws.response is not None and ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+        set_style(ws, preset="style-03")
+        ws.send(frames[0])
+        timing, image = painted(ws)  # frames still come and go without it
+        assert timing["seq"] == 0 and Image.open(io.BytesIO(image)).size == (320, 240)
+
+
 def test_a_client_that_leaves_mid_frame_leaves_no_work_queued(server: LiveServer, image_dir: Path) -> None:
     with Image.open(image_dir / "content" / "eiffel_tower.jpg") as image:
         big = encode_image(image.convert("RGB").resize((640, 480)), "JPEG", quality=90)

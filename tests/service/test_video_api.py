@@ -342,3 +342,57 @@ def test_animated_gif_and_mov(http: httpx.Client, image_dir: Path, tmp_path: Pat
     got, want = streams(tmp_path / "out.mp4"), streams(path)
     assert got["frames"] == want["frames"] == 8 and got["size"] == SIZE
     assert np.allclose(got["times"], want["times"], atol=2e-3)
+
+
+def _frames_of(http: httpx.Client, job_id: str, tmp_path: Path) -> tuple[list[np.ndarray], str | None]:
+    result = http.get(f"/v1/videos/{job_id}/result")
+    assert result.status_code == 200, result.text
+    path = tmp_path / f"{job_id}.mp4"
+    path.write_bytes(result.content)
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)], result.headers.get("x-stroke-scale")
+
+
+def test_stroke_scale_makes_the_strokes_bigger_and_is_reported(
+    http: httpx.Client, image_dir: Path, tmp_path: Path
+) -> None:
+    from tests.service.test_brush import stroke_width
+
+    clip = tmp_path / "square.mp4"
+    write_clip(clip, (f.rgb for f in frames(image_dir / "content" / "golden_gate_sq.jpg", "pan", 6, (256, 256))), fps=6)
+    widths, outputs = {}, {}
+    for asked in (None, "2"):
+        answer = submit(http, clip, consistency="0", **({"stroke_scale": asked} if asked else {}))
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["stroke_scale"] == (2.0 if asked else 1.0)  # the default: 256 px < brush side
+        done = wait(http, answer.json()["id"], ("done", "failed"))[-1]
+        assert done["status"] == "done" and done["stroke_scale"] == (2.0 if asked else 1.0), done
+        got, header = _frames_of(http, done["id"], tmp_path)
+        assert len(got) == 6 and got[0].shape == (256, 256, 3) and header == (asked or "1")
+        outputs[asked] = got
+        widths[asked] = float(np.mean([stroke_width(f) for f in got]))
+    diff = np.abs(outputs[None][-1].astype(float) - outputs["2"][-1].astype(float)).mean()
+    assert diff > 5, diff  # not the same picture
+    assert widths["2"] >= 1.3 * widths[None], widths
+
+
+@pytest.mark.parametrize("value", ["0.25", "9", "nan"])
+def test_stroke_scale_out_of_range_is_a_422_problem(http: httpx.Client, clips: dict[str, Path], value: str) -> None:
+    answer = submit(http, clips["pan"], stroke_scale=value)
+    assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+    assert "stroke_scale" in answer.text
+
+
+def test_the_default_stroke_scale_is_stylize_s_rule() -> None:
+    from service.brush import default_stroke_scale
+    from service.errors import InvalidField
+    from service.video_io import VideoInfo
+    from service.video_render import VideoSpec, resolve_stroke_scale
+
+    hd = VideoInfo(1280, 720, 10, 1.0, Fraction(10), 0, None)
+    spec = VideoSpec("m/1", [0.0], "ref")
+    assert resolve_stroke_scale(spec, hd, 8192, 512, 2048) == default_stroke_scale(1280, 512) == 2.5
+    assert resolve_stroke_scale(VideoSpec("m/1", [0.0], "ref", max_side=640), hd, 8192, 512, 2048) == 1.25
+    assert resolve_stroke_scale(VideoSpec("m/1", [0.0], "ref", stroke_scale=0.75), hd, 8192, 512, 2048) == 0.75
+    with pytest.raises(InvalidField, match="frames run whole"):  # videos never tile: 1280 / 0.5 > 2048
+        resolve_stroke_scale(VideoSpec("m/1", [0.0], "ref", stroke_scale=0.5), hd, 8192, 512, 2048)

@@ -1,7 +1,9 @@
 """Video jobs with Redis: RQ workers in their own process, two HTTP replicas sharing Redis and the video folder.
 
 A job submitted through one replica is polled and fetched through the other, and survives a restart
-of the replica it was submitted to; a worker SIGKILLed mid-job leaves a job that ends failed.
+of the replica it was submitted to; a worker SIGKILLed mid-job leaves a job that is queued again once
+(ATELIER_VIDEO_RETRIES) and rendered by the next worker, and fails when its second worker dies too. A
+replica without PyAV (the slim image) queues uploads unprobed and the worker probes them.
 """
 
 from __future__ import annotations
@@ -125,25 +127,42 @@ def test_submit_on_one_replica_poll_and_fetch_on_another(stack: Stack, image_dir
         assert restarted.get(f"/v1/videos/{job_id}/result").content == result.content
 
 
-def test_worker_killed_mid_job_leaves_a_failed_job(stack: Stack, image_dir: Path, tmp_path: Path) -> None:
+def _running_past(http: httpx.Client, job_id: str, frames: int, stack: Stack) -> dict:
+    deadline = time.monotonic() + 90
+    job: dict = {}
+    while time.monotonic() < deadline:
+        job = http.get(f"/v1/videos/{job_id}").json()
+        if job["status"] == "running" and job["frames_done"] > frames:
+            return job
+        time.sleep(0.1)
+    raise AssertionError((job, stack.worker_log()[-2000:]))
+
+
+def _kill_worker(stack: Stack) -> None:
+    assert stack.worker is not None
+    stack.worker.send_signal(signal.SIGKILL)
+    stack.worker.wait()
+
+
+def test_worker_killed_mid_job_gets_the_job_retried_once_then_failed(
+    stack: Stack, image_dir: Path, tmp_path: Path
+) -> None:
     clip = tmp_path / "long.mp4"
     source = frames(image_dir / "content" / "tubingen.jpg", "zoom", 300, (320, 192))
     write_clip(clip, (f.rgb for f in source), fps=25)
     a, b = stack.replicas
     with client(a) as on_a, client(b) as on_b:
         job_id = submit(on_a, clip).json()["id"]
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            job = on_b.get(f"/v1/videos/{job_id}").json()
-            if job["status"] == "running" and job["frames_done"] > 2:
-                break
-            time.sleep(0.1)
-        assert job["status"] == "running", (job, stack.worker_log()[-2000:])
-        assert stack.worker is not None
-        stack.worker.send_signal(signal.SIGKILL)
-        stack.worker.wait()
+        _running_past(on_b, job_id, 2, stack)
+        _kill_worker(stack)
+        # No heartbeat for the lease (3 s): queued again from frame 0, not failed, not left running.
+        requeued = wait(on_b, job_id, ("queued", "done", "failed", "cancelled"), timeout_s=30)
+        assert requeued["status"] == "queued" and requeued["attempts"] == 1 and requeued["frames_done"] == 0
+        stack.start_worker()  # the next worker takes it
+        _running_past(on_a, job_id, 2, stack)
+        _kill_worker(stack)  # its second worker dies too: the retries are spent
         final = wait(on_b, job_id, ("done", "failed", "cancelled"), timeout_s=30)
-        assert final["status"] == "failed" and "worker" in final["error"], final
+        assert final["status"] == "failed" and "worker" in final["error"] and final["attempts"] == 1, final
         assert final["frames_done"] < final["frames_total"]
         # Its slot is free, and a new worker takes new jobs.
         stack.start_worker()
@@ -152,3 +171,29 @@ def test_worker_killed_mid_job_leaves_a_failed_job(stack: Stack, image_dir: Path
         again = submit(on_a, short)
         assert again.status_code == 202
         assert wait(on_b, again.json()["id"], ("done", "failed"))["status"] == "done"
+
+
+def test_a_replica_without_pyav_queues_unprobed_and_the_worker_probes(
+    stack: Stack, image_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service import video_io
+    from tests.helpers.in_process import in_process_client
+
+    clip = tmp_path / "pan.mp4"
+    write_clip(clip, (f.rgb for f in frames(image_dir / "content" / "tubingen.jpg", "pan", 12, (128, 96))), fps=12)
+    monkeypatch.setattr(video_io, "av", None)  # as in atelier:cpu, which carries RQ but not PyAV
+    settings = {"redis_url": stack.redis.url, "video_dir": Path(stack.env["ATELIER_VIDEO_DIR"]), "api_keys": list(KEYS)}
+    with in_process_client(stack.model_dir, tmp_path, **settings) as slim, client(stack.replicas[1]) as full:
+        slim.headers["Authorization"] = f"Bearer {KEYS[0]}"
+        answer = submit(slim, clip)  # type: ignore[arg-type]
+        assert answer.status_code == 202, answer.text
+        job = answer.json()
+        assert job["frames_total"] == 0 and job["stroke_scale"] is None, job
+        done = wait(full, job["id"], ("done", "failed", "cancelled"))
+        assert done["status"] == "done" and done["frames_total"] == 12 and done["stroke_scale"] == 1.0, done
+        bad = slim.post(
+            "/v1/videos", files={"video": ("x.mp4", b"not a video" * 64, "video/mp4")}, data={"preset": "5"}
+        )
+        assert bad.status_code == 202, bad.text
+        failed = wait(full, bad.json()["id"], ("done", "failed", "cancelled"))
+        assert failed["status"] == "failed" and "not a video" in failed["error"], failed
