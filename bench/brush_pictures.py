@@ -1,9 +1,11 @@
-"""Pictures for docs/brush.md: a crop of a 2048 output at brush scales 1, 2 and 4 next to the peer's.
+"""Pictures for docs/brush.md: a crop of a 2048 output at brush scales 1, 2, 4 and the default, next to
+the peer's.
 
     .venv/bin/python -m bench.brush_pictures [--content tubingen.jpg] [--style starry_night.jpg]
 
 Writes docs/images/brush-<name>.jpg (a 512x512 crop of each 2048 output, JPEG quality 85, plus the
-photo's same crop) and bench/results/brush-losses.md: the losses table of the four full 2048 outputs,
+photo's same crop; ``default`` is the request without stroke_scale) and bench/results/brush-losses.md:
+the losses table of the full 2048 outputs,
 measured as bench/brush.py measures them (training.losses at 2048 against the photo and the painting
 at 512, SSIM to the photo, edge energy). Prints the table's rows as JSON.
 """
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for s in SCALES:
                 outputs[f"scale_{s:g}"] = ours.stylize(photo, style_path.read_bytes(), SIDE, s)[0]
+            outputs["default"], default_scale = ours.stylize(photo, style_path.read_bytes(), SIDE, None)
         finally:
             ours.close()
         peer_out = work / "peer.png"
@@ -79,7 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, row in scores.items():
-        title = "peer (384, upscaled)" if name == "peer" else f"stroke_scale {name.split('_')[1]}"
+        if name == "peer":
+            title = "peer (384, upscaled)"
+        elif name == "default":
+            title = f"default (stroke_scale {default_scale:g})"
+        else:
+            title = f"stroke_scale {name.split('_')[1]}"
         lines.append(
             f"| {title} | {row['content_loss']:.3g} | {row['style_loss']:.3g} | {row['ssim']:.3f} | "
             f"{row['edge_energy']:.2f} |"

@@ -106,14 +106,17 @@ class Settings(BaseSettings):
         8192, ge=16, description="cap on the longest side of a stylised image, and of the network's input"
     )
     tile_side: int = Field(
-        2048, ge=64, description="network inputs longer than this on a side run in tiles of at most this side"
+        2048,
+        ge=64,
+        description="network inputs longer than this on a side run in tiles of at most this side; on a CPU "
+        "also at most sqrt(`arena_max_pixels`) (so tiles run on the arena session), but not under 8 overlaps",
     )
     tile_overlap: int = Field(64, ge=16, description="least overlap of neighbouring tiles, in network pixels")
     statistics_side: int = Field(
         2048, ge=64, description="long side of the thumbnail whose instance-norm statistics the tiles share"
     )
     brush_side: int = Field(
-        512, ge=64, description="default stroke_scale: output long side / this, at least 1 (docs/brush.md)"
+        360, ge=64, description="default stroke_scale: output long side / this, at least 1 (docs/brush.md)"
     )
     header_timeout_s: float = Field(
         10.0,

@@ -10,6 +10,7 @@ is brought to the output size guided by the photo (service/upsampling.py), in ba
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -155,10 +156,32 @@ class Stylist:
             out = await self.batcher.run(key, model.transform_given, padded, vector, statistics)
             return imaging.crop(out, rows.stop - rows.start, columns.stop - columns.start)
 
-        for i, rows in enumerate(prepared.plan.rows):
-            tiles = await asyncio.gather(*(tile(rows, columns) for columns in prepared.plan.columns))
-            await self.codec.run(assembler.add_row, i, tiles)
+        # Row i is blended on a codec thread while row i + 1 runs, so the network never waits for the blend.
+        blending: asyncio.Future[None] | None = None
+        try:
+            for i, rows in enumerate(prepared.plan.rows):
+                tiles = await asyncio.gather(*(tile(rows, columns) for columns in prepared.plan.columns))
+                if blending is not None:
+                    await blending
+                blending = asyncio.ensure_future(self.codec.run(assembler.add_row, i, tiles))
+            assert blending is not None
+            await blending
+        finally:
+            if blending is not None and not blending.done():
+                blending.cancel()
         return assembler.out
+
+    def _tile(self, model: LoadedModel) -> int:
+        """Largest tile side: ``tile_side``, and on a CPU small enough that a tile runs on the session with
+        ONNX Runtime's arena (runtime.OnnxModel: runs over ``arena_max_pixels`` go to one without, slower
+        per pixel), whose buffers the 1024-pixel runs already hold. Never under 8 overlaps, though."""
+        s = self.settings
+        form = model.given_statistics_form
+        if form is None or not form.large_pixels:
+            return s.tile_side
+        multiple = model.manifest.size_multiple
+        arena_side = math.isqrt(form.large_pixels) // multiple * multiple
+        return min(s.tile_side, max(arena_side, 8 * s.tile_overlap))
 
     @staticmethod
     def _network_input(model: LoadedModel, image: np.ndarray) -> np.ndarray:
@@ -231,16 +254,17 @@ class Stylist:
         net_w, net_h = brush.network_size(out_w, out_h, scale)
         resized = imaging.resize(content, (out_w, out_h))
         network = resized if (net_w, net_h) == (out_w, out_h) else imaging.resize(content, (net_w, net_h))
-        del content
         padded = plan = thumbnail = None
         if max(net_w, net_h) > s.tile_side:
             multiple = model.manifest.size_multiple
-            plan = tiling.TilePlan.for_size(net_h, net_w, s.tile_side, s.tile_overlap, multiple)
+            plan = tiling.TilePlan.for_size(net_h, net_w, self._tile(model), s.tile_overlap, multiple)
             ratio = min(1.0, s.statistics_side / max(net_w, net_h))
-            small = network if ratio == 1.0 else imaging.resize(network, brush.network_size(net_w, net_h, 1 / ratio))
+            # A thumbnail smaller than the network's input comes from the decoded photo: one resampling, not two.
+            small = network if ratio == 1.0 else imaging.resize(content, brush.network_size(net_w, net_h, 1 / ratio))
             thumbnail = self._network_input(model, small)
         else:
             padded = self._network_input(model, network)
+        del content
         self._timed("resize", started)
         return _Prepared(resized, network, padded, plan, thumbnail, scale, style, identity)
 
@@ -279,8 +303,7 @@ class Stylist:
         photo = prepared.resized
         out_h, out_w = photo.shape[:2]
         if low.shape[0] <= out_h and low.shape[1] <= out_w and low.shape[:2] != (out_h, out_w):  # a larger brush
-            low_f = low if low.dtype == np.float32 else low.astype(np.float32) / np.float32(255.0)
-            yield from upsampling.guided_upsample_bands(low_f, prepared.network, photo)
+            yield from upsampling.guided_upsample_bands(low, prepared.network, photo)
             return
         if low.shape[:2] != (out_h, out_w):  # a finer brush (stroke_scale < 1): downsample
             low = imaging.resize(low if low.dtype == np.uint8 else imaging.to_uint8(low), (out_w, out_h))

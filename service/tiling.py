@@ -95,15 +95,41 @@ class TileAssembler:
         span = self.plan.rows[i]
         band = np.zeros((span.stop - span.start, self.out.shape[1], 3), np.float32)
         wy = weights(self.plan.rows, i)
+        inner_rows = _ones(wy)
         for column, wx, tile in zip(self.plan.columns, self._column_weights, tiles, strict=True):
-            w = (wy[:, None] * wx[None, :])[:, :, None]
-            band[:, column.start : column.stop] += tile[0].transpose(1, 2, 0) * w
+            _blend(band[:, column.start : column.stop], tile[0].transpose(1, 2, 0), wy, wx, inner_rows, _ones(wx))
         if self._carry is not None:
             band[: len(self._carry)] += self._carry
         done = self.plan.rows[i + 1].start - span.start if i + 1 < len(self.plan.rows) else len(band)
-        self.out[span.start : span.start + done] = _to_uint8(band[:done])
+        _to_uint8(band[:done], self.out[span.start : span.start + done])
         self._carry = band[done:] if done < len(band) else None
 
 
-def _to_uint8(band: np.ndarray) -> np.ndarray:
-    return np.clip(band * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
+def _ones(w: np.ndarray) -> slice:
+    """The run of weight 1 in the middle of a tile's weights (empty if none)."""
+    one = np.flatnonzero(w == 1.0)
+    return slice(int(one[0]), int(one[-1]) + 1) if one.size else slice(0, 0)
+
+
+def _blend(out: np.ndarray, tile: np.ndarray, wy: np.ndarray, wx: np.ndarray, rows: slice, columns: slice) -> None:
+    """out += tile * wy x wx, [h,w,3]. Where both weights are 1 no neighbour has weight (partition of
+    unity), so the tile is copied there; only the frame where tiles hand over is multiplied."""
+    out[rows, columns] = tile[rows, columns]
+    h, w = len(wy), len(wx)
+    frame = [
+        (slice(0, rows.start), slice(0, w)),
+        (slice(rows.stop, h), slice(0, w)),
+        (rows, slice(0, columns.start)),
+        (rows, slice(columns.stop, w)),
+    ]
+    for r, c in frame:
+        if r.start < r.stop and c.start < c.stop:
+            out[r, c] += tile[r, c] * (wy[r, None] * wx[None, c])[:, :, None]
+
+
+def _to_uint8(band: np.ndarray, out: np.ndarray) -> None:
+    """out = round(band * 255), clipped; in place in ``band`` (finished rows, no longer needed)."""
+    np.multiply(band, np.float32(255.0), out=band)
+    band += np.float32(0.5)
+    np.clip(band, 0.0, 255.0, out=band)
+    out[...] = band

@@ -20,6 +20,7 @@ from service.services import build_services
 from service.style_resolution import StyleSpec
 from service.stylist import StylizeOptions
 from tests.helpers.images import decode_rgb, encode_image
+from tests.helpers.seams import seam_ratio
 from tests.helpers.server import LiveServer, assert_no_server_errors, start_server, stop_server
 from tests.service.test_bad_inputs import png_header_only
 
@@ -148,24 +149,6 @@ def run_stylist(settings: Settings, content: bytes, style: bytes, side: int) -> 
     return decode_rgb(asyncio.run(go())).astype(np.float64)
 
 
-def seam_ratio(image: np.ndarray, plan: tiling.TilePlan) -> float:
-    """Mean absolute gradient across the tile boundaries over the mean elsewhere, the larger of the two axes.
-
-    A boundary is where one tile hands over to the next: the first, middle and last line of the blend
-    between two neighbours (where a mismatch would show as a step)."""
-    ratios = []
-    for axis, spans in ((0, plan.rows), (1, plan.columns)):
-        if len(spans) < 2:
-            continue
-        grad = np.abs(np.diff(image, axis=axis)).mean(axis=tuple(a for a in (0, 1, 2) if a != axis))
-        lines = np.zeros(len(grad), bool)
-        for i in range(len(spans) - 1):
-            fading = np.flatnonzero((tiling.weights(spans, i) > 0) & (tiling.weights(spans, i) < 1)) + spans[i].start
-            lines[[fading[0] - 1, (fading[0] + fading[-1]) // 2, fading[-1]]] = True
-        ratios.append(grad[lines].mean() / grad[~lines].mean())
-    return float(max(ratios))
-
-
 @pytest.fixture(scope="module")
 def tiling_case(model_repository: Path, tmp_path_factory: pytest.TempPathFactory, image_dir: Path) -> dict:
     # A photo whose own gradients are spread evenly (the untiled output scores 1.03 on these bands;
@@ -180,6 +163,28 @@ def tiling_case(model_repository: Path, tmp_path_factory: pytest.TempPathFactory
     thumb = run_stylist(Settings(**base, tile_side=128, tile_overlap=32, statistics_side=288), content, style, side)
     h, w = whole.shape[:2]
     return {"whole": whole, "tiled": tiled, "thumb": thumb, "plan": tiling.TilePlan.for_size(h, w, 128, 32, 4)}
+
+
+def test_tiles_run_on_the_arena_session(model_repository: Path, tmp_path: Path) -> None:
+    """On a CPU every tile of an 8192 output fits under ``arena_max_pixels``, so tiles run on the session
+    with ONNX Runtime's arena (the per-pixel rate of a 1024 request) rather than the slower arena-free one."""
+
+    async def tile_sides(**settings: object) -> tuple[int, int]:
+        services = await build_services(Settings(model_dir=model_repository, redis_url=None, **settings))
+        try:
+            model = services.registry.get(None)
+            return services.stylist._tile(model), model.given_statistics_form.large_pixels
+        finally:
+            await services.close()
+
+    tile, arena_pixels = asyncio.run(tile_sides(style_dir=tmp_path / "a"))
+    assert arena_pixels == Settings().arena_max_pixels > 0
+    plan = tiling.TilePlan.for_size(8192, 8192, tile, Settings().tile_overlap, 4)
+    padded = [-(-(s.stop - s.start) // 4) * 4 for s in plan.rows]
+    assert max(padded) ** 2 <= arena_pixels and plan.count > 1
+    # Without an arena bound the tiles are as large as ATELIER_TILE_SIDE allows.
+    tile, _ = asyncio.run(tile_sides(style_dir=tmp_path / "b", arena_max_pixels=0))
+    assert tile == Settings().tile_side
 
 
 def test_tiles_agree_with_the_whole_image(tiling_case: dict) -> None:
@@ -239,13 +244,16 @@ def test_guided_upsampling_keeps_the_photos_edges_and_the_strokes() -> None:
     strokes = rng.random((64, 64, 1)).astype(np.float32) * 0.2
     stylised = np.clip(low_photo.astype(np.float32) / 255 * 0.8 + strokes, 0, 1)  # follows the photo + texture
     guided = upsampling.guided_upsample(stylised, low_photo, photo)
-    plain = upsampling.bilinear_rows(stylised, 256, 256, slice(0, 256))
+    stylised_u8 = np.clip(stylised * 255 + 0.5, 0, 255).astype(np.uint8)
+    plain = np.asarray(Image.fromarray(stylised_u8).resize((256, 256), Image.Resampling.LANCZOS)) / 255.0
     step = lambda img: np.abs(img[:, 128].mean() - img[:, 127].mean())  # noqa: E731
     assert step(guided) > 2 * step(plain)  # the edge is sharp again
-    # Away from the edge the strokes are the bilinear upsample's: texture kept, not smoothed away.
+    # Away from the edge the strokes are the plain (Lanczos) upsample's: texture kept, not smoothed away.
     away = (slice(None), slice(16, 96))
     assert np.abs(guided[away] - plain[away]).mean() < 0.01
     assert guided[away].std() > 0.8 * plain[away].std()
+    # uint8 input (the tiled path's) is the same upsampling.
+    np.testing.assert_allclose(upsampling.guided_upsample(stylised_u8, low_photo, photo), guided, atol=2 / 255)
 
 
 def test_box_mean_is_the_window_mean() -> None:
