@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service import imaging
+from service import brush, imaging
 from service.config import Settings
 from service.consistency import warping_error
 from service.registry import LoadedModel, load_model
@@ -112,7 +112,9 @@ def consistency(
     return {"frames": count, "size": list(size), "styles": [s.stem for s in styles], "default": default, **results}
 
 
-def job_fps(model: LoadedModel, vector: list[float], clip: Path, weight: float, on_frame=None) -> dict[str, float]:
+def job_fps(
+    model: LoadedModel, vector: list[float], clip: Path, weight: float, on_frame=None, stroke_scale: float = 1.0
+) -> dict[str, float]:
     info = probe(clip, VideoLimits(10**6, 10**7, 10**8, 8))
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
@@ -124,6 +126,7 @@ def job_fps(model: LoadedModel, vector: list[float], clip: Path, weight: float, 
             info,
             4096,
             on_frame or (lambda done, seconds: None),
+            stroke_scale=stroke_scale,
         )
         seconds = time.perf_counter() - started
     return {"frames": written, "seconds": round(seconds, 3), "fps": round(written / seconds, 3)}
@@ -150,21 +153,31 @@ def speed(model: LoadedModel, default: float, folder: Path, count: int) -> dict[
     for label, size, frames_, reps in (("640x360", (640, 360), count, 3), ("1280x720", (1280, 720), 8, 2)):
         clip = folder / f"speed-{label}.mp4"
         write_clip(clip, (f.rgb for f in frames(PHOTO, "pan", frames_, size)), fps=25, audio_s=frames_ / 25)
-        job_fps(model, vector, clip, 0.0)  # warm-up: first-run allocations at this size
-        runs: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
-        for _ in range(reps):
-            runs["off"].append(job_fps(model, vector, clip, 0.0))
-            runs["on"].append(job_fps(model, vector, clip, default))
-        off = max(runs["off"], key=lambda r: r["fps"])
-        on = max(runs["on"], key=lambda r: r["fps"])
-        out[label] = {
-            "off": off,
-            "on": on,
-            "overhead": round(off["fps"] / on["fps"] - 1.0, 3),
-            "flow_and_blend_ms_per_frame": blend_ms(default, size, 12),
-            "frame_ms_off": round(1000 / off["fps"], 1),
-            "runs": runs,
-        }
+        # At stroke_scale 1 (the network at the frame's size) and at the service's default brush for
+        # this size, which /v1/videos runs when the client asks for none.
+        scales = {"1": 1.0, "default": brush.default_stroke_scale(max(size), Settings().brush_side)}
+        entry: dict[str, object] = {"flow_and_blend_ms_per_frame": blend_ms(default, size, 12)}
+        for name, scale in scales.items():
+            job_fps(model, vector, clip, 0.0, stroke_scale=scale)  # warm-up: first-run allocations at this size
+            runs: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
+            for _ in range(reps):
+                runs["off"].append(job_fps(model, vector, clip, 0.0, stroke_scale=scale))
+                runs["on"].append(job_fps(model, vector, clip, default, stroke_scale=scale))
+            off = max(runs["off"], key=lambda r: r["fps"])
+            on = max(runs["on"], key=lambda r: r["fps"])
+            result = {
+                "stroke_scale": scale,
+                "off": off,
+                "on": on,
+                "overhead": round(off["fps"] / on["fps"] - 1.0, 3),
+                "frame_ms_off": round(1000 / off["fps"], 1),
+                "runs": runs,
+            }
+            if name == "1":
+                entry.update(result)  # the keys of earlier runs' JSON
+            else:
+                entry["default_brush"] = result
+        out[label] = entry
     out["target_overhead_max_640x360"] = 0.30
     return out
 
