@@ -18,6 +18,9 @@ PROTOCOL = "service.protocol:GuardedHttpToolsProtocol"
 # WebSockets (only /v1/live) carry JPEG and WebP frames, which deflate cannot shrink: permessage-deflate
 # would cost both ends a compression per message for ~1% of the bytes (docs/live.md). HTTP is untouched.
 WS_PER_MESSAGE_DEFLATE = False
+# uvicorn's sans-I/O binding of `websockets`: no reader task and queue of its own per connection, less
+# work for every frame a camera sends, most of which /v1/live drops (docs/live.md).
+WS_PROTOCOL = "websockets-sansio"
 
 
 def process_app() -> FastAPI:
@@ -48,6 +51,7 @@ def main() -> None:
                 log_config=None,
                 access_log=False,
                 http=PROTOCOL,  # each process reads its connection limits from the same environment
+                ws=WS_PROTOCOL,
                 ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE,
             )
     else:
@@ -61,6 +65,7 @@ def main() -> None:
             log_config=None,
             access_log=False,
             http=GuardedHttpToolsProtocol,
+            ws=WS_PROTOCOL,
             ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE,
         )
 

@@ -269,18 +269,25 @@ class LiveSession:
 
     async def _read_loop(self) -> None:
         idle = self.settings.live_idle_timeout_s
-        while True:
-            try:
-                message = await asyncio.wait_for(self.ws.receive(), idle)
-            except TimeoutError:
-                await self.close(CLOSE_IDLE, f"idle: nothing received for {idle:g} s")
-                return
-            if message["type"] == "websocket.disconnect":
-                return
-            if message.get("bytes") is not None:
-                self._on_frame(message["bytes"])
-            elif message.get("text") is not None:
-                await self._on_text(message["text"])
+        loop = asyncio.get_running_loop()
+        # One deadline moved per message: wait_for would start a task for every frame a camera sends,
+        # most of which are dropped. It is off while a message is handled, so only waiting counts.
+        try:
+            async with asyncio.timeout(None) as deadline:
+                while True:
+                    deadline.reschedule(loop.time() + idle)
+                    message = await self.ws.receive()
+                    deadline.reschedule(None)
+                    if message["type"] == "websocket.disconnect":
+                        return
+                    if message.get("bytes") is not None:
+                        self._on_frame(message["bytes"])
+                    elif message.get("text") is not None:
+                        await self._on_text(message["text"])
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            await self.close(CLOSE_IDLE, f"idle: nothing received for {idle:g} s")
 
     def _on_frame(self, data: bytes) -> None:
         seq = self.received
