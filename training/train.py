@@ -417,6 +417,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trainer = Trainer(config, resume=resume)
         final = trainer.run()
+        if dist.is_initialized():
+            # Ranks tear gloo down together: one leaving while the other still has its pairs open
+            # aborted that one's process at exit ("terminate called without an active exception").
+            dist.barrier()
     except AtelierTrainingError as exc:
         log.error("%s", exc)
         return 1
