@@ -6,7 +6,6 @@ import asyncio
 import io
 import math
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,19 +20,11 @@ from service.style_resolution import StyleSpec
 from service.stylist import StylizeOptions
 from tests.helpers.images import decode_rgb, encode_image
 from tests.helpers.seams import seam_ratio
-from tests.helpers.server import LiveServer, assert_no_server_errors, start_server, stop_server
+from tests.helpers.server import LiveServer
 from tests.service.test_bad_inputs import png_header_only
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs" / "brush.md"
-
-
-@pytest.fixture(scope="module")
-def brush_server(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(model_repository, tmp_path_factory.mktemp("brush"))
-    yield live
-    stop_server(live)
-    assert_no_server_errors(live)
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +54,10 @@ def stroke_width(rgb: np.ndarray, longest: int = 128) -> int:
     return int(below[0]) if below.size else longest
 
 
-def test_stroke_scale_makes_the_strokes_bigger(brush_server: LiveServer, photo: bytes, starry: bytes) -> None:
+def test_stroke_scale_makes_the_strokes_bigger(server: LiveServer, photo: bytes, starry: bytes) -> None:
     widths = {}
     for scale in ("1", "2", "4"):
-        response = stylize(brush_server, photo, starry, stroke_scale=scale, max_side="512")
+        response = stylize(server, photo, starry, stroke_scale=scale, max_side="512")
         assert response.status_code == 200, response.text
         assert response.headers["X-Stroke-Scale"] == scale
         widths[scale] = stroke_width(decode_rgb(response.content))
@@ -82,13 +73,13 @@ def documented_defaults() -> dict[int, float]:
     return {int(side): float(scale) for side, scale in rows}
 
 
-def test_the_default_stroke_scale_is_the_documented_one(brush_server: LiveServer, photo: bytes, starry: bytes) -> None:
+def test_the_default_stroke_scale_is_the_documented_one(server: LiveServer, photo: bytes, starry: bytes) -> None:
     documented = documented_defaults()
     brush_side = Settings().brush_side
     for side, scale in documented.items():
         assert brush.default_stroke_scale(side, brush_side) == scale, side
     for side in (256, 1024):
-        response = stylize(brush_server, photo, starry, max_side=str(side), format="jpeg")
+        response = stylize(server, photo, starry, max_side=str(side), format="jpeg")
         assert response.status_code == 200, response.text
         assert float(response.headers["X-Stroke-Scale"]) == documented[side]
         assert Image.open(io.BytesIO(response.content)).size == (side, side)
@@ -96,34 +87,34 @@ def test_the_default_stroke_scale_is_the_documented_one(brush_server: LiveServer
 
 @pytest.mark.parametrize("value", ["0.1", "9", "nan", "inf", "-1", "big"])
 def test_stroke_scale_out_of_range_is_a_422_problem(
-    brush_server: LiveServer, photo: bytes, starry: bytes, value: str
+    server: LiveServer, photo: bytes, starry: bytes, value: str
 ) -> None:
-    response = stylize(brush_server, photo, starry, stroke_scale=value)
+    response = stylize(server, photo, starry, stroke_scale=value)
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "stroke_scale" in response.text
 
 
-def test_work_over_the_caps_is_refused_before_decoding(brush_server: LiveServer, starry: bytes, photo: bytes) -> None:
+def test_work_over_the_caps_is_refused_before_decoding(server: LiveServer, starry: bytes, photo: bytes) -> None:
     # Headers claiming big images over a few kB of data.
     at_limit = png_header_only(6000, 6000)  # 36 MP: the input pixel limit itself is not crossed
-    response = stylize(brush_server, at_limit, starry, max_side="8192", stroke_scale="0.5")
+    response = stylize(server, at_limit, starry, max_side="8192", stroke_scale="0.5")
     assert response.status_code == 422 and "stroke_scale 0.5" in response.json()["detail"], response.text
-    response = stylize(brush_server, at_limit, starry, max_side="16384")
+    response = stylize(server, at_limit, starry, max_side="16384")
     assert response.status_code == 422 and "max_side" in response.json()["detail"]
-    response = stylize(brush_server, png_header_only(20000, 20000), starry)
+    response = stylize(server, png_header_only(20000, 20000), starry)
     assert response.status_code == 413
     assert response.headers["content-type"].startswith("application/problem+json")
     # The same image within the caps is decoded (its few rows of data, the rest filled) and served:
     # the refusals above came from the header, before any pixel was decoded.
-    assert stylize(brush_server, at_limit, starry, max_side="64").status_code == 200
-    assert httpx.get(brush_server.url + "/livez").status_code == 200
-    assert stylize(brush_server, photo, starry, max_side="128").status_code == 200
+    assert stylize(server, at_limit, starry, max_side="64").status_code == 200
+    assert httpx.get(server.url + "/livez").status_code == 200
+    assert stylize(server, photo, starry, max_side="128").status_code == 200
 
 
-def test_batch_route_takes_the_stroke_scale(brush_server: LiveServer, photo: bytes, starry: bytes) -> None:
+def test_batch_route_takes_the_stroke_scale(server: LiveServer, photo: bytes, starry: bytes) -> None:
     response = httpx.post(
-        brush_server.url + "/v1/stylize/batch",
+        server.url + "/v1/stylize/batch",
         files=[("content", photo), ("content", photo), ("style", starry)],
         data={"stroke_scale": "3", "max_side": "256", "format": "jpeg"},
         headers={"Accept": "application/json"},
