@@ -87,10 +87,7 @@ class FrameStyler:
         height, width = frame.shape[:2]
         if low.shape[0] > height or low.shape[1] > width:  # a finer brush (stroke_scale < 1)
             return imaging.resize(imaging.to_uint8(low), (width, height)).astype(np.float32) / np.float32(255.0)
-        out = np.empty((height, width, 3), np.float32)
-        for rows, band in upsampling.guided_upsample_bands(low, small, frame):
-            out[rows] = band
-        return out
+        return upsampling.guided_upsample(low, small, frame)
 
 
 def output_size(info: VideoInfo, max_side: int | None, cap: int) -> tuple[int, int]:
