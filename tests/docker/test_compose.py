@@ -35,6 +35,9 @@ CUT_SHORT = 0  # the connection closed before the whole response arrived (README
 CONTENT = encode_image(gradient_image(96, 72, seed=1), "PNG")
 SERVICES = ("gateway", "atelier", "video-worker", "redis")
 RELOAD = ["nginx", "-e", "stderr", "-p", "/tmp/", "-c", "/etc/atelier/nginx/nginx.conf", "-s", "reload"]
+# The pids of the gateway's nginx workers, the old ones ("... is shutting down") included.
+WORKERS = ["sh", "-c", "for p in /proc/[0-9]*; do tr '\\0' ' ' <$p/cmdline 2>/dev/null"
+           " | grep -q '^nginx: worker' && echo ${p#/proc/}; done; true"]  # fmt: skip
 
 
 @dataclass
@@ -72,8 +75,16 @@ class Stack:
                 served.add(entry.get("request_id"))
         return served
 
+    def gateway_workers(self) -> set[str]:
+        return set(self.compose("exec", "-T", "gateway", *WORKERS).stdout.split())
+
     def reload_gateway(self) -> None:
+        """`nginx -s reload`, then waits for the old workers to exit. Until they do, each closes a
+        keep-alive connection after its response, which a pooled client's next request sees as a disconnect."""
+        old = self.gateway_workers()
+        assert old, "no nginx worker found in the gateway container"
         self.compose("exec", "-T", "gateway", *RELOAD)
+        wait_until(lambda: (now := self.gateway_workers()) and not now & old, 60, "the old nginx workers exiting")
 
 
 @pytest.fixture(scope="module")
@@ -349,7 +360,6 @@ def test_scale_to_three_replicas_gets_each_traffic_after_reload(stack: Stack):
     stack.compose("up", "--detach", "--no-build", "--no-recreate", "--scale", "atelier=3", timeout=600)
     wait_until(lambda: stack.healthy("atelier", 3), 180, "the third replica did not turn healthy")
     stack.reload_gateway()  # the documented step: nginx 1.22 resolves `atelier` at (re)load only
-    time.sleep(1)  # the old workers finish; new ones know three servers
     sent = []
     for n in range(12):
         request_id = f"scale-{n}-{secrets.token_hex(4)}"
