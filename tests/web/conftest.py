@@ -28,9 +28,11 @@ def keyed_server(model_repository: Path, tmp_path_factory: pytest.TempPathFactor
     assert_no_server_errors(live)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     # A missing browser is a failed test, not a skip: `make test` installs it (scripts/system-deps.sh).
+    # One per module: sync Playwright runs an event loop in this thread until it stops, so with a
+    # longer scope any later test that calls asyncio.run() fails (package scope lasts the session here).
     assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: run scripts/system-deps.sh chromium:chromium"
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
