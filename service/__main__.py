@@ -30,6 +30,19 @@ def process_app() -> FastAPI:
     return create_app(settings)
 
 
+def server_options(host: str, port: int) -> dict[str, object]:
+    """The uvicorn options of one process and of several: the address, our JSON logs in place of
+    uvicorn's (service.middleware writes the access lines) and the WebSocket binding above."""
+    return {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "ws": WS_PROTOCOL,
+        "ws_per_message_deflate": WS_PER_MESSAGE_DEFLATE,
+    }
+
+
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
@@ -46,28 +59,14 @@ def main() -> None:
                 "service.__main__:process_app",
                 factory=True,
                 workers=processes,
-                host=host,
-                port=port,
-                log_config=None,
-                access_log=False,
                 http=PROTOCOL,  # each process reads its connection limits from the same environment
-                ws=WS_PROTOCOL,
-                ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE,
+                **server_options(host, port),
             )
     else:
         GuardedHttpToolsProtocol.limits = ConnectionLimits(
             settings.header_timeout_s, settings.max_header_bytes, settings.max_connections
         )
-        uvicorn.run(
-            create_app(settings),
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            http=GuardedHttpToolsProtocol,
-            ws=WS_PROTOCOL,
-            ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE,
-        )
+        uvicorn.run(create_app(settings), http=GuardedHttpToolsProtocol, **server_options(host, port))
 
 
 if __name__ == "__main__":
