@@ -252,13 +252,10 @@ class Local:
         on_progress: ProgressCallback | None,
     ) -> StylizedVideo:
         # The service's own video modules (the `video` extra), imported only when a clip is asked for.
-        from service.video_io import VideoLimits, probe
-        from service.video_render import VideoSpec, render, resolve_stroke_scale
+        from service.video_render import VideoSpec, probe_clip, render
 
         s = services.settings
         started = time.perf_counter()
-        limits = VideoLimits(s.video_max_duration_s, s.video_max_frames, s.video_max_pixels, s.min_image_side)
-        info = probe(source, limits)
         assert spec.embedding is not None  # _resolve(embed=True) embeds a style image
         video_spec = VideoSpec(
             model=chosen.label,
@@ -270,7 +267,7 @@ class Local:
             consistency=s.video_consistency if consistency is None else consistency,
             stroke_scale=opts.stroke_scale,
         )
-        scale = resolve_stroke_scale(video_spec, info, s.max_output_side, s.brush_side, s.tile_side)
+        info, scale = probe_clip(source, video_spec, s)
 
         def on_frame(done: int, _seconds: float) -> None:
             if on_progress is not None:

@@ -40,8 +40,8 @@ from service.errors import AtelierError, Overloaded
 from service.metrics import Metrics
 from service.registry import ModelRegistry
 from service.video_errors import JobCancelled, VideoSupportMissing
-from service.video_io import VideoInfo, VideoLimits, probe, require_video_support, video_support
-from service.video_render import VideoSpec, render, resolve_stroke_scale
+from service.video_io import VideoInfo, require_video_support, video_support
+from service.video_render import VideoSpec, probe_clip, render
 
 log = logging.getLogger(__name__)
 
@@ -400,17 +400,11 @@ class JobRunner:
         log.info("video job done", extra={"job": job_id, "frames": info.frames, "stroke_scale": scale})
 
     def _describe(self, record: JobRecord) -> tuple[VideoInfo, float]:
-        """The clip's info (probed here when the replica had no PyAV) and the brush size it runs at."""
-        s = self.settings
-        info = record.info
-        if info is None:
-            limits = VideoLimits(s.video_max_duration_s, s.video_max_frames, s.video_max_pixels, s.min_image_side)
-            info = probe(self.files.source(record.id), limits)
-        scale = record.stroke_scale
-        if scale is None:
-            scale = resolve_stroke_scale(record.spec, info, s.max_output_side, s.brush_side, s.tile_side)
-        if record.info is None or record.stroke_scale is None:
-            self.store.describe(record.id, info, scale)
+        """The clip's info and the brush size it runs at: probed here when the replica had no PyAV."""
+        if record.info is not None and record.stroke_scale is not None:
+            return record.info, record.stroke_scale
+        info, scale = probe_clip(self.files.source(record.id), record.spec, self.settings)
+        self.store.describe(record.id, info, scale)
         return info, scale
 
     def _status(self, job_id: str) -> Status | None:

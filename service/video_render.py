@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from service import brush, imaging, upsampling
+from service.config import Settings
 from service.consistency import TemporalBlender
 from service.embeddings import interpolate
 from service.errors import InvalidField
 from service.registry import LoadedModel
-from service.video_io import VideoInfo, transcode
+from service.video_io import VideoInfo, VideoLimits, probe, transcode
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,14 @@ def resolve_stroke_scale(spec: VideoSpec, info: VideoInfo, cap: int, brush_side:
             f"frames run whole, at most {whole_side} (raise stroke_scale or lower max_side)"
         )
     return scale
+
+
+def probe_clip(path: Path, spec: VideoSpec, settings: Settings) -> tuple[VideoInfo, float]:
+    """A clip against the server's video limits (video_io.probe's 413, 415 and 422), and the brush size
+    its frames run at (resolve_stroke_scale's 422)."""
+    s = settings
+    info = probe(path, VideoLimits(s.video_max_duration_s, s.video_max_frames, s.video_max_pixels, s.min_image_side))
+    return info, resolve_stroke_scale(spec, info, s.max_output_side, s.brush_side, s.tile_side)
 
 
 def render(

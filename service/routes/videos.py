@@ -17,9 +17,9 @@ from service.routes import problem_responses
 from service.routes.forms import StylizeOptionsDep
 from service.services import Services
 from service.video_errors import JobNotDone, UnknownJob
-from service.video_io import VideoInfo, VideoLimits, probe
+from service.video_io import VideoInfo
 from service.video_jobs import JobRecord, new_job_id
-from service.video_render import VideoSpec, resolve_stroke_scale
+from service.video_render import VideoSpec, probe_clip
 
 router = APIRouter(prefix="/v1", tags=["videos"])
 UPLOAD_PATH = "/v1/videos"
@@ -90,7 +90,6 @@ def _save_and_probe(
     services: Services, upload: UploadFile, job_id: str, spec: VideoSpec
 ) -> tuple[VideoInfo | None, float | None]:
     """Store the upload; probe it and fix the brush size, unless the worker will (no PyAV here)."""
-    s = services.settings
     path = services.videos.files.source(job_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     upload.file.seek(0)
@@ -98,10 +97,8 @@ def _save_and_probe(
         shutil.copyfileobj(upload.file, out, 1024 * 1024)
     if services.videos.probes_on_worker:
         return None, None
-    limits = VideoLimits(s.video_max_duration_s, s.video_max_frames, s.video_max_pixels, s.min_image_side)
     try:
-        info = probe(path, limits)
-        return info, resolve_stroke_scale(spec, info, s.max_output_side, s.brush_side, s.tile_side)
+        return probe_clip(path, spec, services.settings)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
