@@ -37,6 +37,8 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image
 
+from service import imaging
+
 RADIUS = 2  # box radius at the low resolution: a 5x5 window
 EPS = 1e-3  # regularisation of a (guide in [0, 1]): edges weaker than ~0.03 transfer little
 GAIN = 2.0  # the photo's detail is added at this multiple of the fitted slope (docs/brush.md)
@@ -142,8 +144,7 @@ def guided_upsample_bands(
     if stylised_low.dtype == np.uint8:
         low_u8, low_f = stylised_low, stylised_low.astype(np.float32) * np.float32(1 / 255.0)
     else:
-        low_f = stylised_low
-        low_u8 = np.clip(stylised_low * np.float32(255.0) + np.float32(0.5), 0.0, 255.0).astype(np.uint8)
+        low_f, low_u8 = stylised_low, imaging.to_uint8(stylised_low)
     base = np.asarray(Image.fromarray(low_u8).resize((out_w, out_h), Image.Resampling.LANCZOS))
     guide = luminance(guide_low)
     slope = coefficients(guide, low_f)
