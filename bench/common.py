@@ -3,6 +3,7 @@ test images, RSS."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -138,12 +139,20 @@ async def drive(
     return summary(latencies, time.perf_counter() - started, errors)
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident set size of a process, from /proc (Linux)."""
+def rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    """Resident set size of a process (or another kB field of /proc/<pid>/status: RssAnon), Linux."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
+def parse_assignments(text: str) -> dict[str, str]:
+    """An argparse type: NAME=VALUE[,NAME=VALUE...] as a dict (server settings for a bench's run)."""
+    pairs = [item.split("=", 1) for item in text.split(",") if item]
+    if not all(len(pair) == 2 for pair in pairs):
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE[,NAME=VALUE...], got {text!r}")
+    return dict(pairs)
 
 
 def environment() -> dict[str, object]:

@@ -33,7 +33,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from bench.common import IMAGES, emit, environment, register_style, rss_bytes, serve
+from bench.common import IMAGES, emit, environment, parse_assignments, register_style, rss_bytes, serve
 from tests.helpers.images import square_jpeg
 
 SIZES = (256, 512, 1024)
@@ -120,13 +120,6 @@ def idle_trace(pid: int, idle_s: float, limit_mib: float) -> tuple[float, float 
     return rss_bytes(pid) / MIB, within
 
 
-def rss_anon_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
 def large_images(idle_s: float, env: dict[str, str]) -> dict[str, object]:
     content = large_png()
     styles = sorted((IMAGES / "style").iterdir())
@@ -175,7 +168,7 @@ def large_images(idle_s: float, env: dict[str, str]) -> dict[str, object]:
                         "seconds": round(seconds, 2),
                         "rss_mib_peak": round(sampler.peak, 1),
                         "rss_mib_after_idle": round(idle, 1),
-                        "rss_anon_mib_after_idle": rss_anon_mib(pid),
+                        "rss_anon_mib_after_idle": round(rss_bytes(pid, "RssAnon") / MIB, 1),
                         "idle_over_baseline": round(idle / baseline, 3),
                         "seconds_to_within_20_percent": within,
                     }
@@ -196,12 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", action="store_true", help="the 6000x6000 PNG at 1024 and 2048 per model")
     parser.add_argument("--idle", type=float, default=10.0, help="with --large: idle seconds after each step")
     parser.add_argument(
-        "--env", action="append", default=[], metavar="NAME=VALUE", help="with --large: a server setting; repeatable"
+        "--env",
+        action="append",
+        default=[],
+        type=parse_assignments,
+        metavar="NAME=VALUE",
+        help="with --large: server settings (NAME=VALUE[,...]); repeatable",
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     if args.large:
-        env = dict(item.split("=", 1) for item in args.env)
+        env = {name: value for assignments in args.env for name, value in assignments.items()}
         report = {"environment": environment(), "settings": {"idle_s": args.idle}} | large_images(args.idle, env)
         emit(report, args.out)
         return 0

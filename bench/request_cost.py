@@ -28,7 +28,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import IMAGES, cached_style_form, drive, emit, environment, serve, summary, warm_up
+from bench.common import (
+    IMAGES,
+    cached_style_form,
+    drive,
+    emit,
+    environment,
+    parse_assignments,
+    serve,
+    summary,
+    warm_up,
+)
 from tests.helpers.images import square_jpeg
 
 ROLES = {"atelier-codec": "codec", "atelier-infer": "inference"}
@@ -75,13 +85,6 @@ def medians(rounds: list[dict[str, Any]]) -> dict[str, object]:
     }
 
 
-def parse_variant(text: str) -> dict[str, str]:
-    pairs = [item.split("=", 1) for item in text.split(",") if item]
-    if not all(len(pair) == 2 for pair in pairs):
-        raise argparse.ArgumentTypeError(f"a variant is NAME=VALUE[,NAME=VALUE...], got {text!r}")
-    return dict(pairs)
-
-
 def sparse(url: str, files: dict[str, bytes], data: dict[str, str], count: int, gap_s: float) -> dict[str, Any]:
     """``count`` requests, one at a time, each after ``gap_s`` idle seconds."""
     latencies_s: list[float] = []
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--requests", type=int, default=24, help="requests per variant and round")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--variant", action="append", type=parse_variant, help="NAME=VALUE[,...]; repeatable")
+    parser.add_argument("--variant", action="append", type=parse_assignments, help="NAME=VALUE[,...]; repeatable")
     parser.add_argument("--gap", type=float, default=0.0, help="idle seconds before each request (concurrency 1)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
