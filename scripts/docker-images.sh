@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # `make docker-images`: builds the CPU image atelier:cpu and the video workers' atelier:video-worker
-# from the committed Dockerfile in the engine DOCKER_HOST points to; when none answers, in a dockerd started for the run and stopped afterwards
-# (scripts/docker-engine.sh). Base images are the upstream ones, or local stand-ins where no
-# registry answers (scripts/docker-standins.sh); the choice goes to $ATELIER_DOCKER_ENV_FILE
-# (artifacts/docker/images.env), which `docker compose --env-file` takes for the gateway and Redis.
-# On an offline site the build gets pip's CA bundle (ATELIER_PIP_CA, else PIP_CERT or pip's configured
-# `cert`, else the system bundle)
-# as the `pip_ca` build secret only; online it gets one only when ATELIER_PIP_CA is set.
+# from the committed Dockerfile in the engine DOCKER_HOST points to; when none answers, in a dockerd
+# started for the run and stopped afterwards (scripts/docker-engine.sh). Base images are the
+# upstream ones, or local stand-ins where no registry answers (scripts/docker-standins.sh); the
+# choice goes to $ATELIER_DOCKER_ENV_FILE (artifacts/docker/images.env), which `docker compose
+# --env-file` takes for the gateway and Redis. On an offline site the build gets pip's CA bundle
+# (ATELIER_PIP_CA, else PIP_CERT or pip's configured `cert`, else the system bundle) as the `pip_ca`
+# build secret only; online it gets one only when ATELIER_PIP_CA is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOCKER=${DOCKER:-/usr/bin/docker} DOCKER_BUILDKIT=1
