@@ -41,7 +41,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from bench.common import IMAGES, MODELS, emit, environment, serve
+from bench.common import IMAGES, MODELS, emit, environment, rss_bytes, serve
 from bench.peer import CONTENTS_1024, peer_python, run_peer
 from service import imaging, tiling
 from service.config import Settings, usable_cores
@@ -212,13 +212,6 @@ def agreement(args: argparse.Namespace, work: Path) -> dict[str, object]:
     return report
 
 
-def vm_hwm(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmHWM for process {pid}")
-
-
 def one_request(url: str, content: bytes, style: bytes, side: int, scale: float) -> tuple[float, float]:
     """One JPEG-out request at ``max_side`` = side: its wall time, and the stroke scale the server says
     ran (X-Stroke-Scale), so a comparison of two sizes is shown to be like for like."""
@@ -244,10 +237,10 @@ def memory(args: argparse.Namespace, work: Path) -> dict[str, object]:
         tiled = side > Settings().tile_side
         for kind, env in [("tiled", {}) if tiled else ("untiled", {"ATELIER_TILE_SIDE": str(side)})]:
             with serve(work, env | {"ATELIER_REQUEST_TIMEOUT_S": "1800"}) as server:
-                base = vm_hwm(server.process.pid)
+                base = rss_bytes(server.process.pid, "VmHWM")
                 seconds, ran = one_request(server.url, content, style, side, 1.0)
                 report[f"{side}_{kind}"] = {
-                    "peak_rss_mb": round(vm_hwm(server.process.pid) / 2**20),
+                    "peak_rss_mb": round(rss_bytes(server.process.pid, "VmHWM") / 2**20),
                     "idle_rss_mb_before": round(base / 2**20),
                     "seconds": round(seconds, 2),
                     "stroke_scale_ran": ran,

@@ -140,7 +140,7 @@ async def drive(
 
 
 def rss_bytes(pid: int, field: str = "VmRSS") -> int:
-    """Resident set size of a process (or another kB field of /proc/<pid>/status: RssAnon), Linux."""
+    """Resident set size of a process (or another kB field of /proc/<pid>/status: RssAnon, VmHWM), Linux."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
