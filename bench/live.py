@@ -47,6 +47,7 @@ from bench.common import IMAGES, MODELS, REPO, emit, environment, serve
 from service import imaging
 from service.config import Settings
 from service.registry import load_model
+from tests.helpers.server import cpu_seconds as process_cpu_seconds
 
 SUBPROTOCOL = "atelier.live.v1"
 FOUR_320x240 = 4 * 320 * 240  # padded pixels of four frames: one run for four streams
@@ -169,10 +170,9 @@ def cpu_seconds(pid: int | None = None) -> float | None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return usage.ru_utime + usage.ru_stime
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        return process_cpu_seconds(pid)
+    except OSError:  # the server has exited
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_server(

@@ -19,7 +19,7 @@ import pytest
 
 from service.video_synth import frames, write_clip, write_tone
 from tests.helpers.metrics import metric
-from tests.helpers.server import LiveServer, assert_no_server_errors, start_server, stop_server
+from tests.helpers.server import LiveServer, assert_no_server_errors, cpu_seconds, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -143,11 +143,6 @@ def test_webm_with_opus_and_max_side(http: httpx.Client, clips: dict[str, Path],
     assert got["audio_codec"] == "opus" and got["audio"] == want["audio"]
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_result_409_while_running_then_cancel_stops_cpu(
     http: httpx.Client, clips: dict[str, Path], video_server: LiveServer
 ) -> None:
@@ -158,9 +153,9 @@ def test_result_409_while_running_then_cancel_stops_cpu(
     cancelled = http.delete(f"/v1/videos/{job['id']}")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     time.sleep(1.0)
-    before = _cpu_seconds(video_server.process.pid)
+    before = cpu_seconds(video_server.process.pid)
     time.sleep(1.5)
-    used = _cpu_seconds(video_server.process.pid) - before
+    used = cpu_seconds(video_server.process.pid) - before
     assert used < 0.3, f"the server used {used:.2f} CPU seconds in the 1.5 s after a cancel took effect"
     after = http.get(f"/v1/videos/{job['id']}").json()
     assert after["status"] == "cancelled" and after["frames_done"] < after["frames_total"]
